@@ -1,0 +1,405 @@
+//! The appliance's configuration: what `config.toml` may contain, its embedded
+//! defaults, `OUTPOST_*` environment overrides, and validation.
+//!
+//! Every option is documented in `config.toml.example`. Loading is strict: an unknown
+//! key or a bad value is an error that names the key (and the environment variable,
+//! when the value came from one). Secrets are [`Secret`]s and never print.
+
+mod env;
+mod secret;
+
+pub use secret::{REDACTED, Secret};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Environment variables that start with `OUTPOST_` but are not configuration keys.
+pub const NON_CONFIG_ENV: &[&str] = &[
+    "OUTPOST_CONFIG",
+    "OUTPOST_BOOTSTRAP_ADMIN_PASSWORD",
+    "OUTPOST_URL",
+    "OUTPOST_TOKEN",
+    "OUTPOST_CA_CERT",
+    "OUTPOST_INSECURE",
+    "OUTPOST_CLI_CONFIG",
+    "OUTPOST_LOG",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Folder holding the store, certificates and blobs.
+    pub data_dir: PathBuf,
+    /// Names this appliance is reached by; they go into the generated certificate.
+    pub hostnames: Vec<String>,
+    pub http: HttpConfig,
+    pub tls: TlsConfig,
+    pub admin: AdminConfig,
+    pub bootstrap: BootstrapConfig,
+    pub store: StoreConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// HTTPS listen addresses (port 0 picks a free port; the chosen one is logged).
+    pub listen: Vec<SocketAddr>,
+    /// Worker threads for HTTP; 0 = one per CPU.
+    pub workers: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub shutdown_timeout_secs: u64,
+    /// Largest JSON request body accepted.
+    pub max_json_bytes: usize,
+    /// Largest upload (CSV files, restore archives) accepted.
+    pub max_upload_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the site; empty = generate one under `data_dir/tls`.
+    pub cert_file: PathBuf,
+    /// PEM private key for `cert_file`.
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Username of the owner account created on first start.
+    pub bootstrap_username: String,
+    /// Lifetime of an admin API session token, in hours.
+    pub session_hours: u64,
+    /// Sign-in attempts allowed per source address per minute.
+    pub login_attempts_per_minute: u32,
+    /// Consecutive failed sign-ins that lock an admin account.
+    pub lockout_threshold: u32,
+    /// Minutes an admin account stays locked.
+    pub lockout_minutes: u64,
+    /// Most rows a bulk CSV file may hold.
+    pub bulk_max_rows: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootstrapConfig {
+    /// Name of the network created on first start.
+    pub network_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Page cache of the embedded database, in MiB.
+    pub cache_mib: usize,
+    /// Most operations the group committer puts into one durable transaction.
+    pub group_commit_max_ops: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics`.
+    pub enabled: bool,
+    /// Source networks allowed to read `/metrics`.
+    pub allow_from: Vec<IpNet>,
+    /// If set, `/metrics` also requires `Authorization: Bearer <token>`.
+    pub bearer_token: Secret,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter directive.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./outpost-data"),
+            hostnames: vec!["localhost".into()],
+            http: HttpConfig::default(),
+            tls: TlsConfig::default(),
+            admin: AdminConfig::default(),
+            bootstrap: BootstrapConfig::default(),
+            store: StoreConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: vec!["127.0.0.1:8443".parse().expect("static address")],
+            workers: 0,
+            shutdown_timeout_secs: 30,
+            max_json_bytes: 1024 * 1024,
+            max_upload_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: PathBuf::new(),
+            key_file: PathBuf::new(),
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            bootstrap_username: "owner".into(),
+            session_hours: 12,
+            login_attempts_per_minute: 10,
+            lockout_threshold: 10,
+            lockout_minutes: 15,
+            bulk_max_rows: 100_000,
+        }
+    }
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        BootstrapConfig {
+            network_name: "outpost".into(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            cache_mib: 256,
+            group_commit_max_ops: 4096,
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            allow_from: vec![
+                "127.0.0.0/8".parse().expect("static net"),
+                "::1/128".parse().expect("static net"),
+            ],
+            bearer_token: Secret::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Why a configuration could not be loaded: always names the file, key or variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(origin: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            origin: origin.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Load `path` (if any) over the embedded defaults, then apply `OUTPOST_*` variables
+    /// from `vars`, then validate.
+    pub fn load(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (mut table, file_label) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                let table: toml::Table = toml::from_str(&text).map_err(|e| {
+                    ConfigError::invalid(p.display().to_string(), e.message().to_string())
+                })?;
+                (table, p.display().to_string())
+            }
+            None => (toml::Table::new(), "embedded defaults".to_string()),
+        };
+        let from_env = env::apply(&mut table, vars)?;
+        let de = toml::Value::Table(table);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let origin = match from_env.iter().find(|(k, _)| key.starts_with(k.as_str())) {
+                Some((k, var)) => format!("{var} ({k})"),
+                None => format!("{file_label}: {key}"),
+            };
+            ConfigError::invalid(origin, e.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rules serde cannot express.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad =
+            |key: &str, msg: &str| Err(ConfigError::invalid(key.to_string(), msg.to_string()));
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir", "must not be empty");
+        }
+        if self.hostnames.is_empty() {
+            return bad("hostnames", "list at least one host name");
+        }
+        for h in &self.hostnames {
+            if h.is_empty()
+                || h.len() > 253
+                || !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+            {
+                return bad(
+                    "hostnames",
+                    &format!("{h:?} is not a valid host name or address"),
+                );
+            }
+        }
+        if self.http.listen.is_empty() {
+            return bad(
+                "http.listen",
+                "list at least one address, e.g. \"127.0.0.1:8443\"",
+            );
+        }
+        if self.tls.cert_file.as_os_str().is_empty() != self.tls.key_file.as_os_str().is_empty() {
+            return bad(
+                "tls.cert_file",
+                "set both tls.cert_file and tls.key_file, or neither",
+            );
+        }
+        if self.http.max_json_bytes < 1024 {
+            return bad("http.max_json_bytes", "must be at least 1024");
+        }
+        if self.http.max_upload_bytes < 1024 {
+            return bad("http.max_upload_bytes", "must be at least 1024");
+        }
+        if self.admin.bootstrap_username.trim().is_empty() {
+            return bad("admin.bootstrap_username", "must not be empty");
+        }
+        if self.admin.session_hours == 0 || self.admin.session_hours > 24 * 30 {
+            return bad("admin.session_hours", "must be between 1 and 720");
+        }
+        if self.admin.login_attempts_per_minute == 0 {
+            return bad("admin.login_attempts_per_minute", "must be at least 1");
+        }
+        if self.admin.lockout_threshold == 0 {
+            return bad("admin.lockout_threshold", "must be at least 1");
+        }
+        if self.admin.bulk_max_rows == 0 {
+            return bad("admin.bulk_max_rows", "must be at least 1");
+        }
+        if self.bootstrap.network_name.trim().is_empty() {
+            return bad("bootstrap.network_name", "must not be empty");
+        }
+        if self.store.group_commit_max_ops == 0 {
+            return bad("store.group_commit_max_ops", "must be at least 1");
+        }
+        if self.store.cache_mib < 8 {
+            return bad("store.cache_mib", "must be at least 8");
+        }
+        if self.log.level.trim().is_empty() {
+            return bad("log.level", "must not be empty");
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("tls")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_defaults_load_without_a_file() {
+        let c = Config::load(None, vec![]).unwrap();
+        assert_eq!(c.http.listen[0].to_string(), "127.0.0.1:8443");
+        assert_eq!(c.data_dir, PathBuf::from("./outpost-data"));
+    }
+
+    #[test]
+    fn env_overrides_name_the_variable_on_error() {
+        let c = Config::load(
+            None,
+            vars(&[("OUTPOST_HTTP_LISTEN", "127.0.0.1:9000,[::1]:9001")]),
+        )
+        .unwrap();
+        assert_eq!(c.http.listen.len(), 2);
+        let e = Config::load(None, vars(&[("OUTPOST_HTTP_LISTEN", "nonsense")])).unwrap_err();
+        assert!(e.to_string().contains("OUTPOST_HTTP_LISTEN"), "{e}");
+        let e = Config::load(None, vars(&[("OUTPOST_HTTP_LISTN", "x")])).unwrap_err();
+        assert!(e.to_string().contains("OUTPOST_HTTP_LISTN"), "{e}");
+        let c = Config::load(None, vars(&[("OUTPOST_ADMIN_SESSION_HOURS", "3")])).unwrap();
+        assert_eq!(c.admin.session_hours, 3);
+        let e = Config::load(None, vars(&[("OUTPOST_METRICS_ENABLED", "perhaps")])).unwrap_err();
+        assert!(e.to_string().contains("OUTPOST_METRICS_ENABLED"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[http]\nlisten = [\"127.0.0.1:1\"]\nlistne = 3\n").unwrap();
+        let e = Config::load(Some(&p), vec![]).unwrap_err().to_string();
+        assert!(e.contains("http.listne") || e.contains("listne"), "{e}");
+        std::fs::write(&p, "[admin]\nsession_hours = 0\n").unwrap();
+        let e = Config::load(Some(&p), vec![]).unwrap_err().to_string();
+        assert!(e.contains("admin.session_hours"), "{e}");
+        std::fs::write(&p, "[metrics]\nbearer_token = \"s3cret-token\"\n").unwrap();
+        let c = Config::load(Some(&p), vec![]).unwrap();
+        assert!(!c.to_redacted_toml().contains("s3cret-token"));
+        assert!(c.metrics.bearer_token.ct_eq("s3cret-token"));
+    }
+}

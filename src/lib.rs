@@ -1,0 +1,17 @@
+//! outpost: a self-hosted secure communications appliance in one binary.
+//!
+//! Parts (one folder each): `config` (settings), `store` (the embedded database),
+//! `directory` (networks, groups, users, devices), `auth` (admin accounts, sessions,
+//! roles), `audit` (the hash-chained admin log), `admin` (the admin API), `metrics`,
+//! `server` (start-up, TLS, listeners, shutdown) and `cli` (the command line).
+
+pub mod admin;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod metrics;
+pub mod server;
+pub mod store;
