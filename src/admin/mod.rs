@@ -1,1 +1,279 @@
+//! The admin API (`/admin/api/v1`): its state, its route table and its OpenAPI
+//! document.
+//!
+//! The route table below is the single list of operations: each entry binds a path
+//! and method to an [`Action`] and a handler, and each resource is wrapped by the
+//! [`guard`] with exactly those actions, so an operation cannot be added without its
+//! permission check and audit event. Wrong methods get 405 with `Allow`.
 
+pub mod api;
+pub mod guard;
+pub mod openapi;
+pub mod response;
+
+use crate::auth::{Action, LoginLimiter};
+use crate::config::Config;
+use crate::store::Store;
+use actix_web::http::Method;
+use actix_web::middleware::from_fn;
+use actix_web::{FromRequest, Handler, Responder, Route, web};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Everything admin handlers need, shared by every HTTP worker.
+pub struct AdminState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub limiter: LoginLimiter,
+    pub data_dir: PathBuf,
+}
+
+/// The path prefix of the admin API.
+pub const PREFIX: &str = "/admin/api/v1";
+
+/// One operation: a method and action on a path, and the route that handles it.
+pub struct Op {
+    pub method: Method,
+    pub action: Action,
+    route: Route,
+}
+
+fn op<F, Args>(method: Method, action: Action, handler: F) -> Op
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    Op {
+        route: web::method(method.clone()).to(handler),
+        method,
+        action,
+    }
+}
+
+/// Every admin API path with its operations (paths relative to [`PREFIX`]).
+pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
+    use Action as A;
+    use Method as M;
+    use api::*;
+    vec![
+        (
+            "/sessions",
+            vec![op(M::POST, A::CreateAdminSession, sessions::create)],
+        ),
+        (
+            "/sessions/current",
+            vec![
+                op(M::GET, A::GetAdminSession, sessions::current),
+                op(M::DELETE, A::DeleteAdminSession, sessions::delete),
+            ],
+        ),
+        (
+            "/me/password",
+            vec![op(
+                M::POST,
+                A::ChangeAdminPassword,
+                sessions::change_password,
+            )],
+        ),
+        (
+            "/networks",
+            vec![
+                op(M::GET, A::ListNetworks, networks::list),
+                op(M::POST, A::CreateNetwork, networks::create),
+            ],
+        ),
+        (
+            "/networks/{network_id}",
+            vec![
+                op(M::GET, A::GetNetwork, networks::get),
+                op(M::PATCH, A::UpdateNetwork, networks::update),
+                op(M::DELETE, A::DeleteNetwork, networks::delete),
+            ],
+        ),
+        (
+            "/networks/{network_id}/settings",
+            vec![
+                op(M::GET, A::GetNetworkSettings, networks::get_settings),
+                op(
+                    M::PATCH,
+                    A::UpdateNetworkSettings,
+                    networks::update_settings,
+                ),
+            ],
+        ),
+        (
+            "/networks/{network_id}/data-retention",
+            vec![
+                op(M::GET, A::GetDataRetention, networks::get_retention),
+                op(M::PUT, A::UpdateDataRetention, networks::update_retention),
+            ],
+        ),
+        (
+            "/networks/{network_id}/tags",
+            vec![
+                op(M::GET, A::ListTagsForResource, networks::list_tags),
+                op(M::POST, A::TagResource, networks::tag),
+            ],
+        ),
+        (
+            "/networks/{network_id}/tags/{key}",
+            vec![op(M::DELETE, A::UntagResource, networks::untag)],
+        ),
+        (
+            "/networks/{network_id}/security-groups",
+            vec![
+                op(M::GET, A::ListSecurityGroups, groups::list),
+                op(M::POST, A::CreateSecurityGroup, groups::create),
+            ],
+        ),
+        (
+            "/networks/{network_id}/security-groups/{group_id}",
+            vec![
+                op(M::GET, A::GetSecurityGroup, groups::get),
+                op(M::PATCH, A::UpdateSecurityGroup, groups::update),
+                op(M::DELETE, A::DeleteSecurityGroup, groups::delete),
+            ],
+        ),
+        (
+            "/networks/{network_id}/security-groups/{group_id}/users",
+            vec![op(M::GET, A::ListSecurityGroupUsers, groups::users)],
+        ),
+        (
+            "/networks/{network_id}/users",
+            vec![
+                op(M::GET, A::ListUsers, users::list),
+                op(M::POST, A::CreateUser, users::create),
+            ],
+        ),
+        (
+            "/networks/{network_id}/users/count",
+            vec![op(M::GET, A::GetUsersCount, users::count)],
+        ),
+        (
+            "/networks/{network_id}/users/export",
+            vec![op(M::GET, A::ExportUsers, users::export)],
+        ),
+        (
+            "/networks/{network_id}/users/templates/{action}",
+            vec![op(M::GET, A::GetUserTemplate, users::template)],
+        ),
+        (
+            "/networks/{network_id}/users/batch-create",
+            vec![op(M::POST, A::BatchCreateUser, users::batch_create)],
+        ),
+        (
+            "/networks/{network_id}/users/batch-delete",
+            vec![op(M::POST, A::BatchDeleteUser, users::batch_delete)],
+        ),
+        (
+            "/networks/{network_id}/users/batch-suspend",
+            vec![op(M::POST, A::BatchSuspendUser, users::batch_suspend)],
+        ),
+        (
+            "/networks/{network_id}/users/{user_id}",
+            vec![
+                op(M::GET, A::GetUser, users::get),
+                op(M::PATCH, A::UpdateUser, users::update),
+                op(M::DELETE, A::DeleteUser, users::delete),
+            ],
+        ),
+        (
+            "/networks/{network_id}/users/{user_id}/suspend",
+            vec![op(M::POST, A::SuspendUser, users::suspend)],
+        ),
+        (
+            "/networks/{network_id}/users/{user_id}/unsuspend",
+            vec![op(M::POST, A::UnsuspendUser, users::unsuspend)],
+        ),
+        (
+            "/networks/{network_id}/users/{user_id}/unlock",
+            vec![op(M::POST, A::UnlockUser, users::unlock)],
+        ),
+        (
+            "/networks/{network_id}/users/{user_id}/devices",
+            vec![op(M::GET, A::ListDevicesForUser, users::devices)],
+        ),
+        (
+            "/networks/{network_id}/users/{user_id}/devices/reset",
+            vec![op(M::POST, A::ResetDevicesForUser, users::reset_devices)],
+        ),
+        (
+            "/networks/{network_id}/bots",
+            vec![
+                op(M::GET, A::ListBots, bots::list),
+                op(M::POST, A::CreateBot, bots::create),
+            ],
+        ),
+        (
+            "/networks/{network_id}/bots/{bot_id}",
+            vec![
+                op(M::GET, A::GetBot, bots::get),
+                op(M::PATCH, A::UpdateBot, bots::update),
+                op(M::DELETE, A::DeleteBot, bots::delete),
+            ],
+        ),
+        (
+            "/admins",
+            vec![
+                op(M::GET, A::ListAdmins, admins::list),
+                op(M::POST, A::CreateAdmin, admins::create),
+            ],
+        ),
+        (
+            "/admins/{admin_id}",
+            vec![
+                op(M::GET, A::GetAdmin, admins::get),
+                op(M::PATCH, A::UpdateAdmin, admins::update),
+                op(M::DELETE, A::DeleteAdmin, admins::delete),
+            ],
+        ),
+        ("/audit", vec![op(M::GET, A::ListAuditEvents, audit::list)]),
+        (
+            "/audit/export",
+            vec![op(M::GET, A::ExportAuditEvents, audit::export)],
+        ),
+        (
+            "/audit/verify",
+            vec![op(M::GET, A::VerifyAuditLog, audit::verify)],
+        ),
+        (
+            "/backup",
+            vec![op(M::POST, A::CreateBackup, backup::create)],
+        ),
+    ]
+}
+
+/// Register the admin API under [`PREFIX`].
+pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
+    let mut scope = web::scope(PREFIX)
+        .app_data(response::json_config(json_limit))
+        .app_data(response::query_config())
+        .app_data(response::path_config())
+        .route("/openapi.json", web::get().to(openapi::serve))
+        .default_service(web::to(response::not_found));
+    for (path, ops) in routes() {
+        let allow = ops
+            .iter()
+            .map(|o| o.method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let actions: guard::MethodActions =
+            Rc::new(ops.iter().map(|o| (o.method.clone(), o.action)).collect());
+        let mut resource = web::resource(path);
+        for o in ops {
+            resource = resource.route(o.route);
+        }
+        let resource = resource
+            .default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { response::method_not_allowed(&allow) }
+            }))
+            .wrap(from_fn(move |req, next| {
+                guard::guard(actions.clone(), req, next)
+            }));
+        scope = scope.service(resource);
+    }
+    cfg.service(scope);
+}

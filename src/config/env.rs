@@ -40,7 +40,8 @@ fn var_name(path: &str) -> String {
     format!("OUTPOST_{}", path.replace('.', "_").to_ascii_uppercase())
 }
 
-/// Every configuration variable name with its key path, for documentation and tests.
+/// Every configuration variable name with its key path.
+#[cfg(test)]
 pub fn variables() -> Vec<(String, String)> {
     leaves().keys().map(|k| (var_name(k), k.clone())).collect()
 }

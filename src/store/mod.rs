@@ -177,13 +177,17 @@ impl Store {
 }
 
 fn open_database(path: &Path, cache_mib: usize) -> Result<Database> {
+    let existed = path.exists();
     let mut builder = Database::builder();
     builder.set_cache_size(cache_mib * 1024 * 1024);
-    builder.set_repair_callback(|session| {
-        tracing::warn!(
-            progress = session.progress(),
-            "repairing the store after an unclean shutdown"
-        );
+    builder.set_repair_callback(move |session| {
+        // A brand-new file goes through the same path; only an existing one is news.
+        if existed {
+            tracing::warn!(
+                progress = session.progress(),
+                "repairing the store after an unclean shutdown"
+            );
+        }
     });
     builder.create(path).map_err(|e| open_err(path, e))
 }

@@ -1,0 +1,183 @@
+//! Admin API: admin accounts and their roles (owner only).
+
+use super::State;
+use crate::admin::guard::Audit;
+use crate::admin::response::{created, ok};
+use crate::auth::admin::{self as admins, AdminView};
+use crate::auth::{Caller, Role, password, session};
+use crate::config::Secret;
+use crate::error::{Error, FieldProblem, Result};
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AdminPath {
+    pub admin_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminList {
+    pub items: Vec<AdminView>,
+}
+
+#[utoipa::path(get, path = "/admins", operation_id = "ListAdmins", tag = "admins",
+    responses((status = 200, body = AdminList)))]
+pub async fn list(state: State) -> Result<HttpResponse> {
+    let items = state
+        .store
+        .read(|tx| admins::list(tx))?
+        .iter()
+        .map(admins::Admin::view)
+        .collect();
+    Ok(ok(&AdminList { items }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAdmin {
+    /// 3–64 of letters, digits, `.`, `_`, `-`, `@`.
+    pub username: String,
+    pub role: Role,
+    /// Networks an `admin` or `compliance` account may act in (empty for owner/auditor).
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// The first password; omitted = a one-time password is generated, returned once,
+    /// and must be changed at first sign-in.
+    pub password: Option<Secret>,
+}
+
+/// An admin account and, when one was just issued, its one-time password.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminCredentials {
+    pub admin: AdminView,
+    pub one_time_password: Option<String>,
+}
+
+async fn hash(username: &str, pw: &str) -> Result<String> {
+    if let Some(problem) = password::admin_password_problem(username, pw) {
+        return Err(Error::validation(vec![FieldProblem::new(
+            "password", problem,
+        )]));
+    }
+    let p = pw.to_string();
+    web::block(move || password::hash(&p))
+        .await
+        .map_err(|e| Error::internal(format!("password hashing was interrupted: {e}")))?
+}
+
+#[utoipa::path(post, path = "/admins", operation_id = "CreateAdmin", tag = "admins",
+    request_body = CreateAdmin, responses((status = 201, body = AdminCredentials)))]
+pub async fn create(
+    state: State,
+    audit: Audit,
+    body: web::Json<CreateAdmin>,
+) -> Result<HttpResponse> {
+    audit.body(&*body);
+    let b = body.into_inner();
+    let (one_time, pw) = match &b.password {
+        Some(p) => (None, p.expose().to_string()),
+        None => {
+            let p = password::random_password(20);
+            (Some(p.clone()), p)
+        }
+    };
+    let phc = hash(&b.username, &pw).await?;
+    let must_change = one_time.is_some();
+    let a = audit
+        .write(&state.store, 201, move |tx| {
+            admins::create(
+                tx,
+                &b.username,
+                phc.clone(),
+                b.role,
+                &b.networks,
+                must_change,
+            )
+        })
+        .await?;
+    Ok(created(&AdminCredentials {
+        admin: a.view(),
+        one_time_password: one_time,
+    }))
+}
+
+#[utoipa::path(get, path = "/admins/{admin_id}", operation_id = "GetAdmin", tag = "admins",
+    params(AdminPath), responses((status = 200, body = AdminView)))]
+pub async fn get(state: State, path: web::Path<AdminPath>) -> Result<HttpResponse> {
+    let a = state.store.read(|tx| admins::get(tx, &path.admin_id))?;
+    Ok(ok(&a.view()))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAdmin {
+    pub role: Option<Role>,
+    pub networks: Option<Vec<String>>,
+    /// Issue a new one-time password (returned once); ends the account's sessions.
+    pub reset_password: Option<bool>,
+    /// Clear a lock left by failed sign-ins.
+    pub unlock: Option<bool>,
+}
+
+#[utoipa::path(patch, path = "/admins/{admin_id}", operation_id = "UpdateAdmin", tag = "admins",
+    params(AdminPath), request_body = UpdateAdmin, responses((status = 200, body = AdminCredentials)))]
+pub async fn update(
+    state: State,
+    audit: Audit,
+    path: web::Path<AdminPath>,
+    body: web::Json<UpdateAdmin>,
+) -> Result<HttpResponse> {
+    audit.body(&*body);
+    let id = path.into_inner().admin_id;
+    let b = body.into_inner();
+    let reset = if b.reset_password == Some(true) {
+        let username = state.store.read(|tx| admins::get(tx, &id))?.username;
+        let p = password::random_password(20);
+        Some((p.clone(), hash(&username, &p).await?))
+    } else {
+        None
+    };
+    let phc = reset.as_ref().map(|(_, h)| h.clone());
+    let a = audit
+        .write(&state.store, 200, move |tx| {
+            let mut a = if b.role.is_some() || b.networks.is_some() {
+                admins::set_role(tx, &id, b.role, b.networks.as_deref())?
+            } else {
+                admins::get(tx, &id)?
+            };
+            if let Some(h) = &phc {
+                a.password_hash = h.clone();
+                a.must_change_password = true;
+                session::delete_all_for(tx, &a.id, None)?;
+            }
+            if b.unlock == Some(true) {
+                a.locked_until = None;
+                a.failed_logins = 0;
+            }
+            admins::save(tx, a)
+        })
+        .await?;
+    Ok(ok(&AdminCredentials {
+        admin: a.view(),
+        one_time_password: reset.map(|(p, _)| p),
+    }))
+}
+
+#[utoipa::path(delete, path = "/admins/{admin_id}", operation_id = "DeleteAdmin", tag = "admins",
+    params(AdminPath), responses((status = 204, description = "Deleted")))]
+pub async fn delete(
+    state: State,
+    audit: Audit,
+    caller: Caller,
+    path: web::Path<AdminPath>,
+) -> Result<HttpResponse> {
+    let id = path.into_inner().admin_id;
+    let me = caller.admin.id.clone();
+    audit
+        .write(&state.store, 204, move |tx| {
+            admins::delete(tx, &id, &me).map(|_| ())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

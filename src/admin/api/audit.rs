@@ -1,0 +1,135 @@
+//! Admin API: searching, exporting and verifying the audit log (F13).
+
+use super::State;
+use crate::admin::response::ok;
+use crate::audit::{self, AuditEvent, Filter, VerifyReport};
+use crate::error::{Error, Result};
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Events at or after this time (RFC 3339, UTC).
+    pub from: Option<DateTime<Utc>>,
+    /// Events before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// Admin username or id.
+    pub admin: Option<String>,
+    /// Event name, e.g. `CreateNetwork`.
+    pub event_name: Option<String>,
+    /// `success` or `error`.
+    pub result: Option<String>,
+    pub network_id: Option<String>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+impl AuditQuery {
+    fn filter(&self) -> Result<Filter> {
+        if let Some(r) = &self.result
+            && r != "success"
+            && r != "error"
+        {
+            return Err(Error::bad_request(
+                "invalid_query",
+                format!("result must be success or error, not {r:?}"),
+            ));
+        }
+        if let (Some(f), Some(t)) = (self.from, self.to)
+            && f > t
+        {
+            return Err(Error::bad_request(
+                "invalid_query",
+                "from must not be after to",
+            ));
+        }
+        Ok(Filter {
+            from: self.from,
+            to: self.to,
+            admin: self.admin.clone(),
+            name: self.event_name.clone(),
+            result: self.result.clone(),
+            network_id: self.network_id.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Newest first.
+    pub items: Vec<AuditEvent>,
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/audit", operation_id = "ListAuditEvents", tag = "audit",
+    params(AuditQuery), responses((status = 200, body = AuditPage)))]
+pub async fn list(state: State, q: web::Query<AuditQuery>) -> Result<HttpResponse> {
+    let f = q.filter()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::bad_request(
+            "invalid_query",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let before = match &q.cursor {
+        Some(c) => Some(c.parse::<u64>().map_err(|_| {
+            Error::bad_request("invalid_cursor", "the cursor is not one this API returned")
+        })?),
+        None => None,
+    };
+    let (items, next) = state
+        .store
+        .read(|tx| audit::search(tx, &f, before, limit))?;
+    Ok(ok(&AuditPage {
+        items,
+        next_cursor: next.map(|s| s.to_string()),
+    }))
+}
+
+#[utoipa::path(get, path = "/audit/export", operation_id = "ExportAuditEvents", tag = "audit",
+    params(AuditQuery),
+    responses((status = 200, content_type = "application/x-ndjson", body = String,
+        description = "One event per line, oldest first, with their hashes (check with `outpost audit verify --file`)")))]
+pub async fn export(state: State, q: web::Query<AuditQuery>) -> Result<HttpResponse> {
+    let f = q.filter()?;
+    let store = state.store.clone();
+    let body = web::block(move || {
+        let mut out = Vec::new();
+        store.read(|tx| {
+            audit::for_each(tx, &f, |e| {
+                serde_json::to_writer(&mut out, e)
+                    .map_err(|err| Error::internal(format!("cannot encode an event: {err}")))?;
+                out.push(b'\n');
+                Ok(())
+            })
+        })?;
+        Ok::<_, Error>(out)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("the export was interrupted: {e}")))??;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            "attachment; filename=\"outpost-audit.jsonl\"",
+        ))
+        .body(body))
+}
+
+#[utoipa::path(get, path = "/audit/verify", operation_id = "VerifyAuditLog", tag = "audit",
+    responses((status = 200, body = VerifyReport,
+        description = "The check ran; `ok` says whether the chain is intact")))]
+pub async fn verify(state: State) -> Result<HttpResponse> {
+    let store = state.store.clone();
+    let report = web::block(move || store.read(|tx| audit::verify(tx)))
+        .await
+        .map_err(|e| Error::internal(format!("verification was interrupted: {e}")))??;
+    Ok(ok(&report))
+}

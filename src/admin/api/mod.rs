@@ -1,0 +1,94 @@
+//! Admin API handlers, one file per noun. Handlers are thin: they parse the request,
+//! call the directory/auth/audit parts inside one audited transaction, and map the
+//! result. Types shared by several nouns live here.
+
+pub mod admins;
+pub mod audit;
+pub mod backup;
+pub mod bots;
+pub mod groups;
+pub mod networks;
+pub mod sessions;
+pub mod users;
+
+use super::AdminState;
+use crate::directory::user::{self, ListQuery, UserStatus};
+use crate::error::{Error, Result};
+use actix_web::web;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+pub type State = web::Data<AdminState>;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct NetworkPath {
+    /// 8-digit network id.
+    pub network_id: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct GroupPath {
+    pub network_id: String,
+    pub group_id: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UserPath {
+    pub network_id: String,
+    pub user_id: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct BotPath {
+    pub network_id: String,
+    pub bot_id: String,
+}
+
+/// Filters and paging for directory listings.
+#[derive(Debug, Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// `pending`, `active`, `suspended` or `locked`.
+    pub status: Option<String>,
+    /// Only members of this security group.
+    pub security_group_id: Option<String>,
+    /// Case-insensitive text in the e-mail/username or names.
+    pub search: Option<String>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+impl PageQuery {
+    pub fn into_list_query(self) -> Result<ListQuery> {
+        let status = match self.status.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(UserStatus::parse(s).ok_or_else(|| {
+                Error::bad_request(
+                    "invalid_query",
+                    format!("status must be pending, active, suspended or locked, not {s:?}"),
+                )
+            })?),
+        };
+        let limit = self.limit.unwrap_or(user::PAGE_DEFAULT);
+        if !(1..=user::PAGE_MAX).contains(&limit) {
+            return Err(Error::bad_request(
+                "invalid_query",
+                format!("limit must be between 1 and {}", user::PAGE_MAX),
+            ));
+        }
+        Ok(ListQuery {
+            status,
+            group_id: self.security_group_id.filter(|g| !g.is_empty()),
+            search: self.search.filter(|s| !s.is_empty()),
+            after: self
+                .cursor
+                .as_deref()
+                .map(users::decode_cursor)
+                .transpose()?,
+            limit,
+        })
+    }
+}

@@ -1,0 +1,251 @@
+//! Admin API: networks, their settings, data-retention switch and tags (F1).
+
+use super::{NetworkPath, State};
+use crate::admin::guard::Audit;
+use crate::admin::response::{created, ok};
+use crate::auth::{Caller, admin as admins};
+use crate::directory::network::{self, Network, NetworkDeleted};
+use crate::directory::network_settings::NetworkSettings;
+use crate::error::{Error, Result};
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NetworkList {
+    pub items: Vec<Network>,
+}
+
+#[utoipa::path(get, path = "/networks", operation_id = "ListNetworks", tag = "networks",
+    responses((status = 200, body = NetworkList)))]
+pub async fn list(state: State, caller: Caller) -> Result<HttpResponse> {
+    let items = state
+        .store
+        .read(|tx| network::list(tx))?
+        .into_iter()
+        .filter(|n| caller.admin.reaches(&n.id))
+        .collect();
+    Ok(ok(&NetworkList { items }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNetwork {
+    /// 1–64 characters.
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Network settings to change from their defaults (any subset).
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<Value>,
+}
+
+#[utoipa::path(post, path = "/networks", operation_id = "CreateNetwork", tag = "networks",
+    request_body = CreateNetwork,
+    responses((status = 201, body = Network)))]
+pub async fn create(
+    state: State,
+    audit: Audit,
+    body: web::Json<CreateNetwork>,
+) -> Result<HttpResponse> {
+    audit.body(&*body);
+    let b = body.into_inner();
+    let (n, _) = audit
+        .write(&state.store, 201, move |tx| {
+            network::create(tx, &b.name, &b.tags, b.settings.as_ref())
+        })
+        .await?;
+    Ok(created(&n))
+}
+
+#[utoipa::path(get, path = "/networks/{network_id}", operation_id = "GetNetwork", tag = "networks",
+    params(NetworkPath), responses((status = 200, body = Network)))]
+pub async fn get(state: State, path: web::Path<NetworkPath>) -> Result<HttpResponse> {
+    let n = state.store.read(|tx| network::get(tx, &path.network_id))?;
+    Ok(ok(&n))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNetwork {
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: String,
+}
+
+#[utoipa::path(patch, path = "/networks/{network_id}", operation_id = "UpdateNetwork", tag = "networks",
+    params(NetworkPath), request_body = UpdateNetwork, responses((status = 200, body = Network)))]
+pub async fn update(
+    state: State,
+    audit: Audit,
+    path: web::Path<NetworkPath>,
+    body: web::Json<UpdateNetwork>,
+) -> Result<HttpResponse> {
+    audit.body(&*body);
+    let id = path.into_inner().network_id;
+    let n = audit
+        .write(&state.store, 200, move |tx| {
+            network::rename(tx, &id, &body.name)
+        })
+        .await?;
+    Ok(ok(&n))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ConfirmQuery {
+    /// Type the word `confirm`.
+    pub confirm: Option<String>,
+}
+
+#[utoipa::path(delete, path = "/networks/{network_id}", operation_id = "DeleteNetwork", tag = "networks",
+    params(NetworkPath, ConfirmQuery), responses((status = 200, body = NetworkDeleted)))]
+pub async fn delete(
+    state: State,
+    audit: Audit,
+    path: web::Path<NetworkPath>,
+    q: web::Query<ConfirmQuery>,
+) -> Result<HttpResponse> {
+    let id = path.into_inner().network_id;
+    let confirm = q.into_inner().confirm;
+    let r = audit
+        .write(&state.store, 200, move |tx| {
+            let r = network::delete(tx, &id, confirm.as_deref())?;
+            admins::forget_network(tx, &id)?;
+            Ok(r)
+        })
+        .await?;
+    Ok(ok(&r))
+}
+
+#[utoipa::path(get, path = "/networks/{network_id}/settings", operation_id = "GetNetworkSettings",
+    tag = "networks", params(NetworkPath), responses((status = 200, body = NetworkSettings)))]
+pub async fn get_settings(state: State, path: web::Path<NetworkPath>) -> Result<HttpResponse> {
+    let n = state.store.read(|tx| network::get(tx, &path.network_id))?;
+    Ok(ok(&n.settings))
+}
+
+#[utoipa::path(patch, path = "/networks/{network_id}/settings", operation_id = "UpdateNetworkSettings",
+    tag = "networks", params(NetworkPath),
+    request_body(content = Object, description = "Any subset of NetworkSettings, nested by section. \
+        `data_retention` changes only through UpdateDataRetention; `consent.version` is set by the server."),
+    responses((status = 200, body = NetworkSettings)))]
+pub async fn update_settings(
+    state: State,
+    audit: Audit,
+    path: web::Path<NetworkPath>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse> {
+    audit.param("settings", body.0.clone());
+    let id = path.into_inner().network_id;
+    let patch = body.into_inner();
+    let n = audit
+        .write(&state.store, 200, move |tx| {
+            let current = network::get(tx, &id)?;
+            if let Some(v) = patch.get("data_retention")
+                && v != &Value::Bool(current.settings.data_retention)
+            {
+                return Err(Error::invalid(
+                    "use_update_data_retention",
+                    "data retention is switched with UpdateDataRetention \
+                     (PUT /admin/api/v1/networks/{network_id}/data-retention), which needs the \
+                     compliance or owner role",
+                ));
+            }
+            network::update_settings(tx, &id, &patch)
+        })
+        .await?;
+    Ok(ok(&n.settings))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataRetention {
+    /// Every message must then be sent to the network's compliance member as well.
+    pub enabled: bool,
+}
+
+#[utoipa::path(get, path = "/networks/{network_id}/data-retention", operation_id = "GetDataRetention",
+    tag = "networks", params(NetworkPath), responses((status = 200, body = DataRetention)))]
+pub async fn get_retention(state: State, path: web::Path<NetworkPath>) -> Result<HttpResponse> {
+    let n = state.store.read(|tx| network::get(tx, &path.network_id))?;
+    Ok(ok(&DataRetention {
+        enabled: n.settings.data_retention,
+    }))
+}
+
+#[utoipa::path(put, path = "/networks/{network_id}/data-retention", operation_id = "UpdateDataRetention",
+    tag = "networks", params(NetworkPath), request_body = DataRetention,
+    responses((status = 200, body = DataRetention)))]
+pub async fn update_retention(
+    state: State,
+    audit: Audit,
+    path: web::Path<NetworkPath>,
+    body: web::Json<DataRetention>,
+) -> Result<HttpResponse> {
+    audit.body(&*body);
+    let id = path.into_inner().network_id;
+    let enabled = body.enabled;
+    let n = audit
+        .write(&state.store, 200, move |tx| {
+            network::update_settings(tx, &id, &serde_json::json!({ "data_retention": enabled }))
+        })
+        .await?;
+    Ok(ok(&DataRetention {
+        enabled: n.settings.data_retention,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tags {
+    /// Case-sensitive key → non-empty value.
+    pub tags: BTreeMap<String, String>,
+}
+
+#[utoipa::path(get, path = "/networks/{network_id}/tags", operation_id = "ListTagsForResource",
+    tag = "networks", params(NetworkPath), responses((status = 200, body = Tags)))]
+pub async fn list_tags(state: State, path: web::Path<NetworkPath>) -> Result<HttpResponse> {
+    let n = state.store.read(|tx| network::get(tx, &path.network_id))?;
+    Ok(ok(&Tags { tags: n.tags }))
+}
+
+#[utoipa::path(post, path = "/networks/{network_id}/tags", operation_id = "TagResource",
+    tag = "networks", params(NetworkPath), request_body = Tags,
+    responses((status = 200, body = Tags, description = "All of the network's tags after the change")))]
+pub async fn tag(
+    state: State,
+    audit: Audit,
+    path: web::Path<NetworkPath>,
+    body: web::Json<Tags>,
+) -> Result<HttpResponse> {
+    audit.body(&*body);
+    let id = path.into_inner().network_id;
+    let n = audit
+        .write(&state.store, 200, move |tx| {
+            network::tag(tx, &id, &body.tags)
+        })
+        .await?;
+    Ok(ok(&Tags { tags: n.tags }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TagPath {
+    pub network_id: String,
+    /// The tag key (case-sensitive, URL-encoded).
+    pub key: String,
+}
+
+#[utoipa::path(delete, path = "/networks/{network_id}/tags/{key}", operation_id = "UntagResource",
+    tag = "networks", params(TagPath),
+    responses((status = 200, body = Tags, description = "All of the network's tags after the change")))]
+pub async fn untag(state: State, audit: Audit, path: web::Path<TagPath>) -> Result<HttpResponse> {
+    let p = path.into_inner();
+    let n = audit
+        .write(&state.store, 200, move |tx| {
+            network::untag(tx, &p.network_id, std::slice::from_ref(&p.key))
+        })
+        .await?;
+    Ok(ok(&Tags { tags: n.tags }))
+}

@@ -1,0 +1,251 @@
+//! The guard every admin operation passes: authentication, authorization and audit.
+//!
+//! Each API resource is wrapped by [`guard`] with the actions its methods perform.
+//! Before the handler runs, the guard resolves the bearer token to a [`Caller`],
+//! checks the action's permission (and network assignment) and opens an
+//! [`AuditScope`]. Handlers that change state commit their audit event in the same
+//! transaction as the change ([`Audit::write`]); for everything else — reads,
+//! refusals, failures — the guard records the event after the response, so every call
+//! is in the log, whatever happens to it.
+
+use super::AdminState;
+use super::response::ErrorInfo;
+use crate::audit::{self, Actor, Draft, Outcome};
+use crate::auth::{Action, Caller, session};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
+use chrono::Utc;
+use redb::WriteTransaction;
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::future::{Ready, ready};
+use std::rc::Rc;
+
+/// The methods of one resource and the actions they perform.
+pub type MethodActions = Rc<Vec<(Method, Action)>>;
+
+/// What the guard knows about a call, shared with the handler.
+pub struct AuditScope {
+    draft: RefCell<Draft>,
+    recorded: RefCell<bool>,
+}
+
+impl AuditScope {
+    fn new(req: &ServiceRequest, action: Action) -> AuditScope {
+        let mut params = Map::new();
+        for (k, v) in req.match_info().iter() {
+            params.insert(k.to_string(), Value::String(v.to_string()));
+        }
+        if let Ok(q) = web::Query::<Vec<(String, String)>>::from_query(req.query_string()) {
+            for (k, v) in q.into_inner() {
+                params.insert(k, Value::String(v));
+            }
+        }
+        let ua = req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(256)
+            .collect();
+        AuditScope {
+            draft: RefCell::new(Draft {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: action.name().to_string(),
+                time: Utc::now(),
+                admin: None,
+                source_ip: source_ip(req.request()),
+                user_agent: ua,
+                network_id: req.match_info().get("network_id").map(str::to_string),
+                parameters: Value::Object(params),
+                result: Outcome::success(200),
+                read_only: action.read_only(),
+            }),
+            recorded: RefCell::new(false),
+        }
+    }
+
+    fn set_admin(&self, caller: &Caller) {
+        self.draft.borrow_mut().admin = Some(Actor {
+            id: caller.admin.id.clone(),
+            username: caller.admin.username.clone(),
+            role: caller.admin.role.as_str().to_string(),
+        });
+    }
+}
+
+/// The source address of a request, as text.
+pub fn source_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Handler-side access to the call's audit event.
+#[derive(Clone)]
+pub struct Audit(Rc<AuditScope>);
+
+impl Audit {
+    /// Add the request body (serialized with secrets redacted) to the parameters.
+    pub fn body(&self, body: &impl serde::Serialize) {
+        if let (Ok(Value::Object(extra)), Value::Object(params)) = (
+            serde_json::to_value(body),
+            &mut self.0.draft.borrow_mut().parameters,
+        ) {
+            params.extend(extra);
+        }
+    }
+
+    /// Add one parameter.
+    pub fn param(&self, key: &str, value: impl Into<Value>) {
+        if let Value::Object(params) = &mut self.0.draft.borrow_mut().parameters {
+            params.insert(key.to_string(), value.into());
+        }
+    }
+
+    /// Name the admin when the handler authenticated them itself (sign-in).
+    pub fn caller(&self, caller: &Caller) {
+        self.0.set_admin(caller);
+    }
+
+    /// Apply `f` and this call's success event (HTTP `status`) in one durable commit.
+    pub async fn write<R, F>(&self, store: &Store, status: u16, mut f: F) -> Result<R>
+    where
+        F: FnMut(&WriteTransaction) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let mut draft = self.0.draft.borrow().clone();
+        draft.result = Outcome::success(status);
+        let r = store
+            .write(move |tx| {
+                let v = f(tx)?;
+                audit::append(tx, &draft)?;
+                Ok(v)
+            })
+            .await?;
+        *self.0.recorded.borrow_mut() = true;
+        Ok(r)
+    }
+}
+
+impl FromRequest for Audit {
+    type Error = Error;
+    type Future = Ready<Result<Audit>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<Rc<AuditScope>>()
+                .cloned()
+                .map(Audit)
+                .ok_or_else(|| Error::internal("an operation ran outside the admin guard")),
+        )
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = Error;
+    type Future = Ready<Result<Caller>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<Caller>()
+                .cloned()
+                .ok_or_else(|| Error::unauthorized("authentication_required", "sign in first")),
+        )
+    }
+}
+
+fn bearer(req: &ServiceRequest) -> Option<String> {
+    let h = req.headers().get(actix_web::http::header::AUTHORIZATION)?;
+    let v = h.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// The caller behind the request's bearer token.
+fn authenticate(req: &ServiceRequest, state: &AdminState) -> Result<Caller> {
+    let Some(token) = bearer(req) else {
+        return Err(Error::unauthorized(
+            "authentication_required",
+            "this operation needs an admin session: send Authorization: Bearer <token> \
+             (CreateAdminSession: POST /admin/api/v1/sessions)",
+        ));
+    };
+    let (key, _session, admin) = state.store.read(|tx| session::lookup(tx, &token))?;
+    Ok(Caller {
+        admin,
+        session_key: key,
+    })
+}
+
+/// The middleware body: see the module documentation.
+pub async fn guard(
+    actions: MethodActions,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> std::result::Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(action) = actions
+        .iter()
+        .find(|(m, _)| m == req.method())
+        .map(|(_, a)| *a)
+    else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let Some(state) = req.app_data::<web::Data<AdminState>>().cloned() else {
+        return Err(Error::internal("the admin API state is missing").into());
+    };
+    let scope = Rc::new(AuditScope::new(&req, action));
+    if action != Action::CreateAdminSession {
+        let checked = authenticate(&req, &state).and_then(|caller| {
+            scope.set_admin(&caller);
+            caller.authorize(action, req.match_info().get("network_id"))?;
+            Ok(caller)
+        });
+        match checked {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+            }
+            Err(e) => {
+                record(
+                    &state.store,
+                    &scope,
+                    e.kind.status(),
+                    Some((e.code, &e.message)),
+                );
+                return Ok(req.into_response(e.error_response()));
+            }
+        }
+    }
+    req.extensions_mut().insert(scope.clone());
+    let res = next.call(req).await?.map_into_boxed_body();
+    if !*scope.recorded.borrow() {
+        let status = res.status().as_u16();
+        let info = res.response().extensions().get::<ErrorInfo>().cloned();
+        let err = info
+            .as_ref()
+            .map(|i| (i.code, i.message.as_str()))
+            .or_else(|| (status >= 400).then_some(("http_error", "")));
+        record(&state.store, &scope, status, err);
+    }
+    Ok(res)
+}
+
+fn record(store: &Store, scope: &AuditScope, status: u16, err: Option<(&str, &str)>) {
+    let mut draft = scope.draft.borrow().clone();
+    draft.result = match err {
+        Some((code, message)) => Outcome::error(status, code, message),
+        None => Outcome::success(status),
+    };
+    *scope.recorded.borrow_mut() = true;
+    store.submit(move |tx| audit::append(tx, &draft).map(|_| ()));
+}

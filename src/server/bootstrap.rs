@@ -1,0 +1,109 @@
+//! First start: the first network and the owner account.
+//!
+//! On a store with no admin account, outpost creates the owner (`admin.bootstrap_username`)
+//! and, if there is no network yet, the first network with its default group. The
+//! owner's password comes from `OUTPOST_BOOTSTRAP_ADMIN_PASSWORD` when set (for
+//! automation); otherwise a random one-time password is printed once on stderr — never
+//! through the log — and must be changed at first sign-in.
+
+use crate::audit::{self, Draft, Outcome};
+use crate::auth::{Role, admin, password};
+use crate::config::Config;
+use crate::directory::network;
+use crate::store::Store;
+use anyhow::{Result, bail};
+use chrono::Utc;
+
+pub const PASSWORD_ENV: &str = "OUTPOST_BOOTSTRAP_ADMIN_PASSWORD";
+
+/// What the first start created, if anything.
+pub struct Bootstrapped {
+    pub username: String,
+    /// The one-time password, when outpost generated it.
+    pub generated_password: Option<String>,
+    pub network_id: Option<String>,
+}
+
+pub fn run(
+    store: &Store,
+    config: &Config,
+    env_password: Option<String>,
+) -> Result<Option<Bootstrapped>> {
+    let has_admin = store.read(|tx| Ok(!admin::list(tx)?.is_empty()))?;
+    if has_admin {
+        return Ok(None);
+    }
+    let username = config.admin.bootstrap_username.clone();
+    let (pw, generated) = match env_password {
+        Some(p) => {
+            if let Some(problem) = password::admin_password_problem(&username, &p) {
+                bail!("{PASSWORD_ENV} {problem}");
+            }
+            (p, false)
+        }
+        None => {
+            let p = password::random_password(20);
+            (p, true)
+        }
+    };
+    let phc = password::hash(&pw)?;
+    let network_name = config.bootstrap.network_name.clone();
+    let net = store.write_now(|tx| {
+        let net = if network::list(tx)?.is_empty() {
+            let (n, _) = network::create(tx, &network_name, &Default::default(), None)?;
+            Some(n.id)
+        } else {
+            None
+        };
+        admin::create(tx, &username, phc.clone(), Role::Owner, &[], generated)?;
+        audit::append(
+            tx,
+            &Draft {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: "InitializeAppliance".into(),
+                time: Utc::now(),
+                admin: None,
+                source_ip: "local".into(),
+                user_agent: format!("outpost/{}", env!("CARGO_PKG_VERSION")),
+                network_id: net.clone(),
+                parameters: serde_json::json!({
+                    "owner": username,
+                    "network_name": network_name,
+                    "password_from_environment": !generated,
+                }),
+                result: Outcome::success(0),
+                read_only: false,
+            },
+        )?;
+        Ok(net)
+    })?;
+    Ok(Some(Bootstrapped {
+        username,
+        generated_password: generated.then_some(pw),
+        network_id: net,
+    }))
+}
+
+/// Show the first-start credentials on stderr (not through the log).
+pub fn announce(b: &Bootstrapped, url: &str) {
+    let rule = "=".repeat(72);
+    let mut lines = vec![
+        rule.clone(),
+        " outpost: first start — created the owner account".to_string(),
+        format!("   admin API: {url}/admin/api/v1"),
+        format!("   username:  {}", b.username),
+    ];
+    match &b.generated_password {
+        Some(p) => {
+            lines.push(format!("   password:  {p}"));
+            lines.push(" This one-time password is shown only here and is not logged;".into());
+            lines.push(" it must be changed at the first sign-in.".into());
+        }
+        None => lines.push(format!("   password:  (from {PASSWORD_ENV})")),
+    }
+    if let Some(n) = &b.network_id {
+        lines.push(format!("   first network id: {n}"));
+    }
+    lines.push(rule);
+    eprintln!("{}", lines.join("\n"));
+}
