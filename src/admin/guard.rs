@@ -216,36 +216,52 @@ pub async fn guard(
                 req.extensions_mut().insert(caller);
             }
             Err(e) => {
-                record(
-                    &state.store,
-                    &scope,
-                    e.kind.status(),
-                    Some((e.code, &e.message)),
-                );
-                return Ok(req.into_response(e.error_response()));
+                let recorded = record(&state.store, &scope, e.kind.status(), Some((e.code, &e.message))).await;
+                let res = match recorded {
+                    Ok(()) => e.error_response(),
+                    Err(audit_err) => audit_err.error_response(),
+                };
+                return Ok(req.into_response(res));
             }
         }
     }
     req.extensions_mut().insert(scope.clone());
     let res = next.call(req).await?.map_into_boxed_body();
-    if !*scope.recorded.borrow() {
-        let status = res.status().as_u16();
-        let info = res.response().extensions().get::<ErrorInfo>().cloned();
-        let err = info
-            .as_ref()
-            .map(|i| (i.code, i.message.as_str()))
-            .or_else(|| (status >= 400).then_some(("http_error", "")));
-        record(&state.store, &scope, status, err);
+    if *scope.recorded.borrow() {
+        return Ok(res);
     }
-    Ok(res)
+    let status = res.status().as_u16();
+    let info = res.response().extensions().get::<ErrorInfo>().cloned();
+    let err = info
+        .as_ref()
+        .map(|i| (i.code, i.message.as_str()))
+        .or_else(|| (status >= 400).then_some(("http_error", "")));
+    match record(&state.store, &scope, status, err).await {
+        Ok(()) => Ok(res),
+        Err(e) => {
+            let (req, _) = res.into_parts();
+            Ok(ServiceResponse::new(req, e.error_response()))
+        }
+    }
 }
 
-fn record(store: &Store, scope: &AuditScope, status: u16, err: Option<(&str, &str)>) {
+/// Durably append the call's event (group-committed with others) before the answer
+/// leaves: whoever got an answer is in the log.
+async fn record(store: &Store, scope: &AuditScope, status: u16, err: Option<(&str, &str)>) -> Result<()> {
     let mut draft = scope.draft.borrow().clone();
     draft.result = match err {
         Some((code, message)) => Outcome::error(status, code, message),
         None => Outcome::success(status),
     };
     *scope.recorded.borrow_mut() = true;
-    store.submit(move |tx| audit::append(tx, &draft).map(|_| ()));
+    store
+        .write(move |tx| audit::append(tx, &draft).map(|_| ()))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot record an audit event; withholding the answer");
+            Error::unavailable(
+                "audit_unavailable",
+                "the audit log cannot be written, so the answer is withheld; retry shortly",
+            )
+        })
 }

@@ -138,6 +138,17 @@ pub struct BulkResult {
     pub user_ids: Vec<String>,
 }
 
+/// A file read row by row: the well-formed rows, and what was wrong with the others.
+/// Content checks ([`apply_invite`] and friends) add their problems to `errors`, so
+/// the final report lists every bad row, whatever is wrong with it.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub rows: Vec<Row>,
+    pub errors: Vec<RowError>,
+    /// Data rows in the file, good and bad.
+    pub total: usize,
+}
+
 /// One data row: its line and its cells by column.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -169,8 +180,10 @@ fn refused(rows: usize, mut errors: Vec<RowError>) -> Error {
     Error::invalid("csv_invalid", message).with_details(CsvReport { rows, errors })
 }
 
-/// Parse an uploaded file for `action`, or report every problem in it.
-pub fn parse(bytes: &[u8], action: BulkAction, max_rows: usize) -> Result<Vec<Row>> {
+/// Read an uploaded file for `action`. A file that cannot be used at all (empty, binary,
+/// a bad header, too many rows) is an error; problems of single rows are kept in
+/// [`Parsed::errors`] for the final report.
+pub fn parse(bytes: &[u8], action: BulkAction, max_rows: usize) -> Result<Parsed> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(Error::invalid(
@@ -324,16 +337,17 @@ pub fn parse(bytes: &[u8], action: BulkAction, max_rows: usize) -> Result<Vec<Ro
             rows.push(Row { line, cells });
         }
     }
-    if !errors.is_empty() {
-        return Err(refused(rows.len() + errors.len(), errors));
-    }
-    if rows.is_empty() {
+    if rows.is_empty() && errors.is_empty() {
         return Err(Error::invalid(
             "csv_empty",
             "the file has a header but no rows; add one row per user",
         ));
     }
-    Ok(rows)
+    Ok(Parsed {
+        total: rows.len() + errors.len(),
+        rows,
+        errors,
+    })
 }
 
 /// Turns increasing byte offsets into 1-based line numbers in one pass over the file.
@@ -381,7 +395,7 @@ fn refuse_under_sso(net: &network::Network, action: BulkAction) -> Result<()> {
 }
 
 /// Invite every row as a pending user, or nothing.
-pub fn apply_invite(tx: &WriteTransaction, network_id: &str, rows: &[Row]) -> Result<BulkResult> {
+pub fn apply_invite(tx: &WriteTransaction, network_id: &str, file: &Parsed) -> Result<BulkResult> {
     let net = network::get(tx, network_id)?;
     let groups = group::list(tx, network_id)?;
     let default = groups
@@ -389,17 +403,17 @@ pub fn apply_invite(tx: &WriteTransaction, network_id: &str, rows: &[Row]) -> Re
         .find(|g| g.is_default)
         .cloned()
         .ok_or_else(|| Error::internal("the network has no default group"))?;
-    let mut errors = Vec::new();
+    let mut errors = file.errors.clone();
     let mut seen: HashMap<String, u64> = HashMap::new();
-    let mut users = Vec::with_capacity(rows.len());
-    for row in rows {
+    let mut users = Vec::with_capacity(file.rows.len());
+    for row in &file.rows {
         match prepare_invite(tx, &net, &groups, &default, row, &mut seen) {
             Ok(u) => users.push(u),
             Err(mut e) => errors.append(&mut e),
         }
     }
     if !errors.is_empty() {
-        return Err(refused(rows.len(), errors));
+        return Err(refused(file.total, errors));
     }
     let mut ids = Vec::with_capacity(users.len());
     for u in &users {
@@ -408,7 +422,7 @@ pub fn apply_invite(tx: &WriteTransaction, network_id: &str, rows: &[Row]) -> Re
     }
     Ok(BulkResult {
         action: BulkAction::Invite,
-        rows: rows.len(),
+        rows: file.total,
         applied: users.len(),
         user_ids: ids,
     })
@@ -487,11 +501,11 @@ fn prepare_invite(
 }
 
 /// Resolve every row to an existing user, or report the rows that do not match.
-fn resolve(tx: &WriteTransaction, network_id: &str, rows: &[Row]) -> Result<Vec<User>> {
-    let mut errors = Vec::new();
-    let mut users: Vec<User> = Vec::with_capacity(rows.len());
+fn resolve(tx: &WriteTransaction, network_id: &str, file: &Parsed) -> Result<Vec<User>> {
+    let mut errors = file.errors.clone();
+    let mut users: Vec<User> = Vec::with_capacity(file.rows.len());
     let mut seen = std::collections::HashSet::new();
-    for row in rows {
+    for row in &file.rows {
         let raw = row.get(Column::Email).unwrap_or("");
         match validate::email(raw) {
             Err(reason) => errors.push(RowError {
@@ -514,38 +528,38 @@ fn resolve(tx: &WriteTransaction, network_id: &str, rows: &[Row]) -> Result<Vec<
         }
     }
     if !errors.is_empty() {
-        return Err(refused(rows.len(), errors));
+        return Err(refused(file.total, errors));
     }
     Ok(users)
 }
 
 /// Delete every listed user, or nothing.
-pub fn apply_delete(tx: &WriteTransaction, network_id: &str, rows: &[Row]) -> Result<BulkResult> {
+pub fn apply_delete(tx: &WriteTransaction, network_id: &str, file: &Parsed) -> Result<BulkResult> {
     let net = network::get(tx, network_id)?;
     refuse_under_sso(&net, BulkAction::Delete)?;
-    let users = resolve(tx, network_id, rows)?;
+    let users = resolve(tx, network_id, file)?;
     for u in &users {
         user::remove(tx, u)?;
     }
     Ok(BulkResult {
         action: BulkAction::Delete,
-        rows: rows.len(),
+        rows: file.total,
         applied: users.len(),
         user_ids: users.into_iter().map(|u| u.id).collect(),
     })
 }
 
 /// Suspend every listed user (signing out their devices), or nothing.
-pub fn apply_suspend(tx: &WriteTransaction, network_id: &str, rows: &[Row]) -> Result<BulkResult> {
+pub fn apply_suspend(tx: &WriteTransaction, network_id: &str, file: &Parsed) -> Result<BulkResult> {
     let net = network::get(tx, network_id)?;
     refuse_under_sso(&net, BulkAction::Suspend)?;
-    let users = resolve(tx, network_id, rows)?;
+    let users = resolve(tx, network_id, file)?;
     for u in &users {
         user::set_suspended(tx, u, true)?;
     }
     Ok(BulkResult {
         action: BulkAction::Suspend,
-        rows: rows.len(),
+        rows: file.total,
         applied: users.len(),
         user_ids: users.into_iter().map(|u| u.id).collect(),
     })
@@ -601,12 +615,22 @@ mod tests {
             .errors
     }
 
+    /// Problems of a file, whether it is refused at once or row by row.
+    fn problems(bytes: &[u8], action: BulkAction) -> Vec<RowError> {
+        match parse(bytes, action, 10) {
+            Ok(p) => p.errors,
+            Err(e) => report(e),
+        }
+    }
+
     #[test]
     fn bom_crlf_quoted_commas_and_label_headers_are_read() {
         let file = "\u{feff}E-mail,First Name,Last Name,Group\r\n\
                     a@x.test,\"Smith, Jr.\",Ann,Default\r\n\r\n\
                     b@x.test,Bo,,\r\n";
-        let rows = parse(file.as_bytes(), BulkAction::Invite, 10).unwrap();
+        let parsed = parse(file.as_bytes(), BulkAction::Invite, 10).unwrap();
+        assert!(parsed.errors.is_empty());
+        let rows = parsed.rows;
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].get(Column::FirstName), Some("Smith, Jr."));
         assert_eq!(rows[0].line, 2);
@@ -623,16 +647,10 @@ mod tests {
         assert_eq!(report(e)[0].column.as_deref(), Some("nickname"));
         let e = parse(b"first_name\nann\n", BulkAction::Invite, 10).unwrap_err();
         assert!(report(e)[0].reason.contains("no email column"));
-        let e = parse(
-            b"email,phone\na@x.test\nb@x.test,1,2\n",
-            BulkAction::Invite,
-            10,
-        )
-        .unwrap_err();
-        let r = report(e);
+        let r = problems(b"email,phone\na@x.test\nb@x.test,1,2\n", BulkAction::Invite);
         assert_eq!(r.iter().map(|x| x.line).collect::<Vec<_>>(), vec![2, 3]);
-        let e = parse(b"email\na@x.test\n\xff\xfe@x\n", BulkAction::Delete, 10).unwrap_err();
-        assert_eq!(report(e)[0].line, 3);
+        let r = problems(b"email\na@x.test\n\xff\xfe@x\n", BulkAction::Delete);
+        assert_eq!(r[0].line, 3);
         let e = parse(b"\x00\x01\x02garbage", BulkAction::Delete, 10).unwrap_err();
         assert_eq!(e.code, "csv_invalid");
         let e = parse(b"email\na@x\nb@x\nc@x\n", BulkAction::Delete, 2).unwrap_err();

@@ -24,13 +24,17 @@ pub fn stopping() {
 }
 
 /// How often to ping the watchdog (half its timeout), if systemd asked for pings.
+///
+/// As sd_watchdog_enabled(3) specifies: `WATCHDOG_USEC` enables it, and
+/// `WATCHDOG_PID`, when set, must name this process.
 pub fn watchdog_interval() -> Option<Duration> {
-    let mut usec = 0u64;
-    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
-        Some(Duration::from_micros(usec / 2))
-    } else {
-        None
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID")
+        && pid.trim().parse::<u32>().ok() != Some(std::process::id())
+    {
+        return None;
     }
+    (usec > 0).then(|| Duration::from_micros(usec / 2))
 }
 
 /// Ping the watchdog; `healthy` decides whether the ping is sent at all, so a wedged

@@ -73,10 +73,16 @@ impl DataDirLock {
     }
 }
 
-/// Create a directory (and parents) readable only by the owner.
+/// Create a directory (and parents) readable only by the owner; an existing one that
+/// others can read is tightened to 0700, since it holds keys and password hashes.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if dir.is_dir() {
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "others could read the data folder; setting it to 0700");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         return Ok(());
     }
     std::fs::DirBuilder::new()

@@ -454,11 +454,11 @@ async fn run_bulk(
     let bytes = read_body(payload, state.config.http.max_upload_bytes).await?;
     audit.param("bytes", bytes.len());
     let max_rows = state.config.admin.bulk_max_rows;
-    let rows = web::block(move || bulk::parse(&bytes, action, max_rows))
+    let file = web::block(move || bulk::parse(&bytes, action, max_rows))
         .await
         .map_err(|e| Error::internal(format!("reading the file was interrupted: {e}")))??;
-    audit.param("rows", rows.len());
-    let rows = std::sync::Arc::new(rows);
+    audit.param("rows", file.total);
+    let rows = std::sync::Arc::new(file);
     let status = if action == BulkAction::Invite {
         201
     } else {
