@@ -97,7 +97,8 @@ fn security_groups_validate_every_rule_and_the_default_group_stays() {
     let default_id = api.get(&base).ok()["items"][0]["id"].as_str().unwrap().to_string();
 
     // A group needs nothing but gets a default name; names are unique.
-    let g = api.post_empty(&base).ok();
+    let g = api.post(&base, &json!({})).ok();
+    api.post_empty(&base).expect(400, "unsupported_content_type");
     assert_eq!(g["name"], "Security group 1");
     assert_eq!(g["settings"]["messaging"]["max_ttl_seconds"], 30 * 86_400);
     assert_eq!(g["settings"]["messaging"]["max_bor_seconds"], 7 * 86_400);

@@ -20,8 +20,9 @@ pub struct ErrorBody {
     pub code: String,
     /// What went wrong, in a sentence for a person.
     pub message: String,
-    /// Structured details: invalid fields, a CSV row report, …
-    #[schema(value_type = Object)]
+    /// Structured details, when there are any: a list of invalid fields
+    /// (`validation_failed`), a CSV row report (`csv_invalid`), …
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<Value>,
 }
 
@@ -168,19 +169,47 @@ pub fn method_not_allowed(allow: &str) -> HttpResponse {
     })
 }
 
-/// Decode an optional JSON body: empty means `T::default()`, anything else must parse.
-pub async fn optional_json<T: serde::de::DeserializeOwned + Default>(
-    payload: web::Payload,
-    limit: usize,
-) -> Result<T, Error> {
-    let bytes = read_body(payload, limit).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+/// A JSON request body that must be an object, decoded strictly into `T`.
+///
+/// serde's derived structs also accept a JSON array (fields by position), so
+/// `[null, null]` would read as "no fields set"; requests are objects, always.
+pub struct JsonBody<T>(pub T);
+
+impl<T> JsonBody<T> {
+    pub fn into_inner(self) -> T {
+        self.0
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        Error::bad_request(
-            "invalid_json",
-            format!("the request body is not valid for this operation: {e}"),
-        )
-    })
+}
+
+impl<T> std::ops::Deref for JsonBody<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBody<T> {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let json = web::Json::<Value>::from_request(req, payload);
+        Box::pin(async move {
+            let web::Json(v) = json.await?;
+            if !v.is_object() {
+                return Err(Error::bad_request(
+                    "invalid_json",
+                    "the request body must be a JSON object",
+                )
+                .into());
+            }
+            serde_json::from_value(v).map(JsonBody).map_err(|e| {
+                Error::bad_request(
+                    "invalid_json",
+                    format!("the request body is not valid for this operation: {e}"),
+                )
+                .into()
+            })
+        })
+    }
 }

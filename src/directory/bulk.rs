@@ -597,7 +597,7 @@ pub fn export<'a>(tx: impl Into<crate::store::Tx<'a>>, network_id: &str) -> Resu
             .map_err(io)?;
         }
         match next {
-            Some(n) => q.after = Some(n),
+            Some(n) => q.after = Some(n.into_bytes()),
             None => break,
         }
     }

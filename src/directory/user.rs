@@ -355,8 +355,9 @@ pub struct ListQuery {
     pub group_id: Option<String>,
     /// Case-insensitive substring of username, names or display name.
     pub search: Option<String>,
-    /// Continue after this username (from the previous page's `next_cursor`).
-    pub after: Option<String>,
+    /// Continue after this position: the bytes of the last username of the previous
+    /// page (any bytes are a valid position, so a cursor can never be "wrong").
+    pub after: Option<Vec<u8>>,
     pub limit: usize,
 }
 
@@ -370,7 +371,12 @@ pub fn list<'a>(
     let tx = tx.into();
     let limit = q.limit.clamp(1, PAGE_MAX);
     let prefix = Key::new().s(network_id).s(kind.as_str()).into_bytes();
-    let after = q.after.as_ref().map(|a| name_key(network_id, kind, a));
+    let after = q.after.as_ref().map(|a| {
+        let mut k = prefix.clone();
+        k.extend_from_slice(a);
+        k.push(0);
+        k
+    });
     let needle = q.search.as_ref().map(|s| s.to_lowercase());
     let mut out = Vec::with_capacity(limit.min(256));
     let mut more = false;

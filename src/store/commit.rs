@@ -73,16 +73,20 @@ enum Msg {
 #[derive(Clone)]
 pub(crate) struct Committer {
     tx: mpsc::Sender<Msg>,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl Committer {
     pub fn start(db: Arc<Database>, max_ops: usize) -> Committer {
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("outpost-commit".into())
             .spawn(move || run(db, rx, max_ops))
             .expect("spawn the committer thread");
-        Committer { tx }
+        Committer {
+            tx,
+            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+        }
     }
 
     /// Queue `f` and wait until it is durably committed.
@@ -116,11 +120,16 @@ impl Committer {
         }
     }
 
-    /// Commit everything queued so far, then stop the thread.
+    /// Commit everything queued so far, then stop the thread and wait for it to end
+    /// (so it no longer holds the database).
     pub fn stop(&self) {
         let (done, wait) = std::sync::mpsc::channel();
         if self.tx.send(Msg::Stop(done)).is_ok() {
             let _ = wait.recv();
+        }
+        let handle = self.thread.lock().map(|mut h| h.take()).unwrap_or(None);
+        if let Some(h) = handle {
+            let _ = h.join();
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::State;
 use crate::admin::guard::Audit;
-use crate::admin::response::{created, ok};
+use crate::admin::response::{JsonBody, created, ok};
 use crate::auth::admin::{self as admins, AdminView};
 use crate::auth::{Caller, Role, password, session};
 use crate::config::Secret;
@@ -71,7 +71,7 @@ async fn hash(username: &str, pw: &str) -> Result<String> {
 pub async fn create(
     state: State,
     audit: Audit,
-    body: web::Json<CreateAdmin>,
+    body: JsonBody<CreateAdmin>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let b = body.into_inner();
@@ -125,12 +125,19 @@ pub struct UpdateAdmin {
 pub async fn update(
     state: State,
     audit: Audit,
+    caller: Caller,
     path: web::Path<AdminPath>,
-    body: web::Json<UpdateAdmin>,
+    body: JsonBody<UpdateAdmin>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let id = path.into_inner().admin_id;
     let b = body.into_inner();
+    if b.reset_password == Some(true) && id == caller.admin.id {
+        return Err(Error::conflict(
+            "use_change_password",
+            "to change your own password, use ChangeAdminPassword (POST /admin/api/v1/me/password)",
+        ));
+    }
     let reset = if b.reset_password == Some(true) {
         let username = state.store.read(|tx| admins::get(tx, &id))?.username;
         let p = password::random_password(20);

@@ -9,9 +9,18 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+/// The outcome an audit search selects.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultFilter {
+    Success,
+    Error,
+}
+
+/// Which events to search or export.
 #[derive(Debug, Deserialize, IntoParams, Default)]
 #[into_params(parameter_in = Query)]
-pub struct AuditQuery {
+pub struct AuditFilter {
     /// Events at or after this time (RFC 3339, UTC).
     pub from: Option<DateTime<Utc>>,
     /// Events before this time.
@@ -20,42 +29,48 @@ pub struct AuditQuery {
     pub admin: Option<String>,
     /// Event name, e.g. `CreateNetwork`.
     pub event_name: Option<String>,
-    /// `success` or `error`.
-    pub result: Option<String>,
+    pub result: Option<ResultFilter>,
+    #[param(pattern = "^[0-9]{8}$")]
     pub network_id: Option<String>,
+}
+
+/// Paging for audit searches.
+#[derive(Debug, Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+pub struct AuditPageQuery {
     /// From the previous page's `next_cursor`.
+    #[param(pattern = "^[0-9]{1,19}$")]
     pub cursor: Option<String>,
     /// 1–1000, default 100.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
-impl AuditQuery {
+fn non_empty(s: &Option<String>) -> Option<String> {
+    s.as_ref().filter(|v| !v.is_empty()).cloned()
+}
+
+impl AuditFilter {
+    /// The store's filter (a `from` after `to` simply matches nothing).
     fn filter(&self) -> Result<Filter> {
-        if let Some(r) = &self.result
-            && r != "success"
-            && r != "error"
-        {
-            return Err(Error::bad_request(
-                "invalid_query",
-                format!("result must be success or error, not {r:?}"),
-            ));
-        }
-        if let (Some(f), Some(t)) = (self.from, self.to)
-            && f > t
-        {
-            return Err(Error::bad_request(
-                "invalid_query",
-                "from must not be after to",
-            ));
-        }
         Ok(Filter {
             from: self.from,
             to: self.to,
-            admin: self.admin.clone(),
-            name: self.event_name.clone(),
-            result: self.result.clone(),
-            network_id: self.network_id.clone(),
+            admin: non_empty(&self.admin),
+            name: non_empty(&self.event_name),
+            result: self.result.map(|r| match r {
+                ResultFilter::Success => "success".to_string(),
+                ResultFilter::Error => "error".to_string(),
+            }),
+            network_id: match &self.network_id {
+                Some(n) if !crate::directory::validate::is_network_id(n) => {
+                    return Err(Error::bad_request(
+                        "invalid_query",
+                        format!("network_id must be 8 digits, not {n:?}"),
+                    ));
+                }
+                other => other.clone(),
+            },
         })
     }
 }
@@ -68,17 +83,21 @@ pub struct AuditPage {
 }
 
 #[utoipa::path(get, path = "/audit", operation_id = "ListAuditEvents", tag = "audit",
-    params(AuditQuery), responses((status = 200, body = AuditPage)))]
-pub async fn list(state: State, q: web::Query<AuditQuery>) -> Result<HttpResponse> {
+    params(AuditFilter, AuditPageQuery), responses((status = 200, body = AuditPage)))]
+pub async fn list(
+    state: State,
+    q: web::Query<AuditFilter>,
+    page: web::Query<AuditPageQuery>,
+) -> Result<HttpResponse> {
     let f = q.filter()?;
-    let limit = q.limit.unwrap_or(100);
+    let limit = page.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Error::bad_request(
             "invalid_query",
             "limit must be between 1 and 1000",
         ));
     }
-    let before = match &q.cursor {
+    let before = match &page.cursor {
         Some(c) => Some(c.parse::<u64>().map_err(|_| {
             Error::bad_request("invalid_cursor", "the cursor is not one this API returned")
         })?),
@@ -94,10 +113,10 @@ pub async fn list(state: State, q: web::Query<AuditQuery>) -> Result<HttpRespons
 }
 
 #[utoipa::path(get, path = "/audit/export", operation_id = "ExportAuditEvents", tag = "audit",
-    params(AuditQuery),
+    params(AuditFilter),
     responses((status = 200, content_type = "application/x-ndjson", body = String,
         description = "One event per line, oldest first, with their hashes (check with `outpost audit verify --file`)")))]
-pub async fn export(state: State, q: web::Query<AuditQuery>) -> Result<HttpResponse> {
+pub async fn export(state: State, q: web::Query<AuditFilter>) -> Result<HttpResponse> {
     let f = q.filter()?;
     let store = state.store.clone();
     let body = web::block(move || {

@@ -3,7 +3,7 @@
 use super::users::list_page;
 use super::{BotPath, NetworkPath, PageQuery, State};
 use crate::admin::guard::Audit;
-use crate::admin::response::{created, ok};
+use crate::admin::response::{JsonBody, created, ok};
 use crate::auth::password;
 use crate::config::Secret;
 use crate::directory::user::{self, User, UserKind, UserView};
@@ -69,7 +69,7 @@ pub async fn create(
     state: State,
     audit: Audit,
     path: web::Path<NetworkPath>,
-    body: web::Json<CreateBot>,
+    body: JsonBody<CreateBot>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let nid = path.into_inner().network_id;
@@ -146,7 +146,7 @@ pub async fn update(
     state: State,
     audit: Audit,
     path: web::Path<BotPath>,
-    body: web::Json<UpdateBot>,
+    body: JsonBody<UpdateBot>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let p = path.into_inner();

@@ -1,12 +1,12 @@
 //! Admin API: security groups and their settings (F2).
 
 use super::users::{UserPage, list_page};
-use super::{GroupPath, NetworkPath, PageQuery, State};
+use super::{GroupPageQuery, GroupPath, NetworkPath, State};
 use crate::admin::api::networks::ConfirmQuery;
 use crate::admin::guard::Audit;
-use crate::admin::response::{created, ok, optional_json};
+use crate::admin::response::{JsonBody, created, ok};
 use crate::directory::group::{self, GroupView};
-use crate::directory::user::{ListQuery, UserKind};
+use crate::directory::user::UserKind;
 use crate::error::Result;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -44,15 +44,15 @@ pub struct CreateGroup {
 
 #[utoipa::path(post, path = "/networks/{network_id}/security-groups", operation_id = "CreateSecurityGroup",
     tag = "security-groups", params(NetworkPath),
-    request_body(content = CreateGroup, description = "Optional: with no body the group gets a default name and default settings"),
+    request_body(content = CreateGroup, description = "`{}` creates a group with a default name and default settings"),
     responses((status = 201, body = GroupView)))]
 pub async fn create(
     state: State,
     audit: Audit,
     path: web::Path<NetworkPath>,
-    body: web::Payload,
+    body: JsonBody<CreateGroup>,
 ) -> Result<HttpResponse> {
-    let b: CreateGroup = optional_json(body, state.config.http.max_json_bytes).await?;
+    let b = body.into_inner();
     audit.body(&b);
     let nid = path.into_inner().network_id;
     let g = audit
@@ -92,7 +92,7 @@ pub async fn update(
     state: State,
     audit: Audit,
     path: web::Path<GroupPath>,
-    body: web::Json<UpdateGroup>,
+    body: JsonBody<UpdateGroup>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let p = path.into_inner();
@@ -143,19 +143,12 @@ pub async fn delete(
 }
 
 #[utoipa::path(get, path = "/networks/{network_id}/security-groups/{group_id}/users",
-    operation_id = "ListSecurityGroupUsers", tag = "security-groups", params(GroupPath, PageQuery),
+    operation_id = "ListSecurityGroupUsers", tag = "security-groups", params(GroupPath, GroupPageQuery),
     responses((status = 200, body = UserPage)))]
-pub async fn users(
-    state: State,
-    path: web::Path<GroupPath>,
-    q: web::Query<PageQuery>,
-) -> Result<HttpResponse> {
+pub async fn users(state: State, path: web::Path<GroupPath>, q: web::Query<GroupPageQuery>) -> Result<HttpResponse> {
     state
         .store
         .read(|tx| group::get(tx, &path.network_id, &path.group_id))?;
-    let query = ListQuery {
-        group_id: Some(path.group_id.clone()),
-        ..q.into_inner().into_list_query()?
-    };
+    let query = q.into_inner().into_list_query(&path.group_id)?;
     list_page(&state, &path.network_id, UserKind::User, query)
 }

@@ -2,7 +2,7 @@
 
 use super::{NetworkPath, State};
 use crate::admin::guard::Audit;
-use crate::admin::response::{created, ok};
+use crate::admin::response::{JsonBody, created, ok};
 use crate::auth::{Caller, admin as admins};
 use crate::directory::network::{self, Network, NetworkDeleted};
 use crate::directory::network_settings::NetworkSettings;
@@ -49,7 +49,7 @@ pub struct CreateNetwork {
 pub async fn create(
     state: State,
     audit: Audit,
-    body: web::Json<CreateNetwork>,
+    body: JsonBody<CreateNetwork>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let b = body.into_inner();
@@ -81,7 +81,7 @@ pub async fn update(
     state: State,
     audit: Audit,
     path: web::Path<NetworkPath>,
-    body: web::Json<UpdateNetwork>,
+    body: JsonBody<UpdateNetwork>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let id = path.into_inner().network_id;
@@ -135,7 +135,7 @@ pub async fn update_settings(
     state: State,
     audit: Audit,
     path: web::Path<NetworkPath>,
-    body: web::Json<Value>,
+    body: JsonBody<Value>,
 ) -> Result<HttpResponse> {
     audit.param("settings", body.0.clone());
     let id = path.into_inner().network_id;
@@ -182,7 +182,7 @@ pub async fn update_retention(
     state: State,
     audit: Audit,
     path: web::Path<NetworkPath>,
-    body: web::Json<DataRetention>,
+    body: JsonBody<DataRetention>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let id = path.into_inner().network_id;
@@ -218,7 +218,7 @@ pub async fn tag(
     state: State,
     audit: Audit,
     path: web::Path<NetworkPath>,
-    body: web::Json<Tags>,
+    body: JsonBody<Tags>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let id = path.into_inner().network_id;

@@ -2,7 +2,7 @@
 
 use super::State;
 use crate::admin::guard::{Audit, source_ip};
-use crate::admin::response::{created, ok};
+use crate::admin::response::{JsonBody, created, ok};
 use crate::auth::admin::{self as admins, AdminView};
 use crate::auth::{Caller, password, session};
 use crate::config::Secret;
@@ -44,7 +44,7 @@ pub async fn create(
     state: State,
     audit: Audit,
     req: HttpRequest,
-    body: web::Json<SignIn>,
+    body: JsonBody<SignIn>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     if let Some(ip) = req.peer_addr().map(|a| a.ip())
@@ -186,7 +186,7 @@ pub async fn change_password(
     state: State,
     audit: Audit,
     caller: Caller,
-    body: web::Json<ChangePassword>,
+    body: JsonBody<ChangePassword>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let b = body.into_inner();

@@ -2,7 +2,7 @@
 
 use super::{NetworkPath, PageQuery, State, UserPath};
 use crate::admin::guard::Audit;
-use crate::admin::response::{created, ok, read_body};
+use crate::admin::response::{JsonBody, created, ok, read_body};
 use crate::auth::password;
 use crate::config::Secret;
 use crate::directory::bulk::{self, BulkAction, BulkResult};
@@ -13,7 +13,6 @@ use crate::error::{Error, FieldProblem, Result};
 use crate::store::Tx;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -24,19 +23,18 @@ pub struct UserPage {
     pub next_cursor: Option<String>,
 }
 
+/// A page position as it travels: the hex of the last username's bytes.
 pub(super) fn encode_cursor(username: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(username)
+    hex::encode(username)
 }
 
-pub(super) fn decode_cursor(cursor: &str) -> Result<String> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .filter(|s| !s.contains('\0'))
-        .ok_or_else(|| {
-            Error::bad_request("invalid_cursor", "the cursor is not one this API returned")
-        })
+pub(super) fn decode_cursor(cursor: &str) -> Result<Vec<u8>> {
+    hex::decode(cursor).ok().filter(|b| !b.is_empty()).ok_or_else(|| {
+        Error::bad_request(
+            "invalid_cursor",
+            "the cursor is not one this API returned (it is an even number of hex digits)",
+        )
+    })
 }
 
 /// One page of users or bots of a network, as an HTTP response.
@@ -162,7 +160,7 @@ pub async fn create(
     state: State,
     audit: Audit,
     path: web::Path<NetworkPath>,
-    body: web::Json<CreateUser>,
+    body: JsonBody<CreateUser>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let nid = path.into_inner().network_id;
@@ -231,7 +229,7 @@ pub async fn update(
     state: State,
     audit: Audit,
     path: web::Path<UserPath>,
-    body: web::Json<UpdateUser>,
+    body: JsonBody<UpdateUser>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let p = path.into_inner();
