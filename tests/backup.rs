@@ -4,16 +4,19 @@ mod common;
 
 use common::{Api, Server, outpost};
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[test]
 fn a_backup_taken_during_writes_restores_to_a_consistent_appliance() {
     let mut s = Server::start();
     let api = s.owner();
     let net = api.first_network();
-    api.post_csv(&format!("/networks/{net}/users/batch-create"), common::invite_csv("pre", 500))
-        .ok();
+    api.post_csv(
+        &format!("/networks/{net}/users/batch-create"),
+        common::invite_csv("pre", 500),
+    )
+    .ok();
 
     // Keep writing while the backup runs.
     let stop = Arc::new(AtomicBool::new(false));
@@ -26,8 +29,11 @@ fn a_backup_taken_during_writes_restores_to_a_consistent_appliance() {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                api.post(&format!("/networks/{net}/users"), &json!({"email": format!("during{i}@example.test")}))
-                    .ok();
+                api.post(
+                    &format!("/networks/{net}/users"),
+                    &json!({"email": format!("during{i}@example.test")}),
+                )
+                .ok();
                 written.fetch_add(1, Ordering::Relaxed);
             }
         })
@@ -55,7 +61,12 @@ fn a_backup_taken_during_writes_restores_to_a_consistent_appliance() {
 
     // Restore needs the server stopped: refused while it runs.
     let (code, _, err) = outpost(
-        &["restore", archive.to_str().unwrap(), "--data-dir", s.dir.to_str().unwrap()],
+        &[
+            "restore",
+            archive.to_str().unwrap(),
+            "--data-dir",
+            s.dir.to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(code, 1);
@@ -65,12 +76,31 @@ fn a_backup_taken_during_writes_restores_to_a_consistent_appliance() {
     // Restore into a fresh folder and start an appliance from it.
     let target = dir.path().join("restored");
     let (code, out, err) = outpost(
-        &["restore", archive.to_str().unwrap(), "--data-dir", target.to_str().unwrap()],
+        &[
+            "restore",
+            archive.to_str().unwrap(),
+            "--data-dir",
+            target.to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(code, 0, "{out}{err}");
-    let (code, out, _) = outpost(&["store", "check", "--data-dir", target.to_str().unwrap()], &[]);
+    let (code, out, _) = outpost(
+        &["store", "check", "--data-dir", target.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(code, 0, "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(&archive),
+        0o600,
+        "the downloaded archive holds secrets"
+    );
+    for f in ["outpost.redb", "tls/ca-key.pem", "tls/key.pem"] {
+        assert_eq!(mode(&target.join(f)), 0o600, "restored {f}");
+    }
+    assert_eq!(mode(&target.join("tls")), 0o700);
     let mut restored = Server::builder().dir(&target).start();
     assert_eq!(
         std::fs::read(target.join("tls/ca.pem")).unwrap(),
@@ -80,16 +110,27 @@ fn a_backup_taken_during_writes_restores_to_a_consistent_appliance() {
     let api = restored.owner();
     assert_eq!(api.first_network(), net);
     let users = api.all_users(&net);
-    let pre = users.iter().filter(|u| u["username"].as_str().unwrap().starts_with("pre")).count();
+    let pre = users
+        .iter()
+        .filter(|u| u["username"].as_str().unwrap().starts_with("pre"))
+        .count();
     assert_eq!(pre, 500);
     let during = users.len() - pre;
-    assert!(during >= 20 && during <= during_at_backup + 1, "{during} of {during_at_backup}");
+    assert!(
+        during >= 20 && during <= during_at_backup + 1,
+        "{during} of {during_at_backup}"
+    );
     assert_eq!(api.get("/audit/verify").ok()["ok"], true);
     restored.stop();
 
     // Restoring over an existing store keeps the old one beside it.
     let (code, out, _) = outpost(
-        &["restore", archive.to_str().unwrap(), "--data-dir", target.to_str().unwrap()],
+        &[
+            "restore",
+            archive.to_str().unwrap(),
+            "--data-dir",
+            target.to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(code, 0);
@@ -97,7 +138,11 @@ fn a_backup_taken_during_writes_restores_to_a_consistent_appliance() {
     let kept = std::fs::read_dir(&target)
         .unwrap()
         .filter_map(|e| e.ok())
-        .any(|e| e.file_name().to_string_lossy().starts_with("outpost.redb.before-restore-"));
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("outpost.redb.before-restore-")
+        });
     assert!(kept);
 
     // A damaged archive is refused without touching the store.
@@ -107,7 +152,15 @@ fn a_backup_taken_during_writes_restores_to_a_consistent_appliance() {
     let bad = dir.path().join("bad.tar");
     std::fs::write(&bad, bytes).unwrap();
     let before = std::fs::read(target.join("outpost.redb")).unwrap();
-    let (code, _, err) = outpost(&["restore", bad.to_str().unwrap(), "--data-dir", target.to_str().unwrap()], &[]);
+    let (code, _, err) = outpost(
+        &[
+            "restore",
+            bad.to_str().unwrap(),
+            "--data-dir",
+            target.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("damaged") || err.contains("checksum"), "{err}");
     assert_eq!(before, std::fs::read(target.join("outpost.redb")).unwrap());
@@ -116,7 +169,10 @@ fn a_backup_taken_during_writes_restores_to_a_consistent_appliance() {
 #[test]
 fn the_cli_signs_in_and_administers_through_the_api() {
     let s = Server::builder().random_password().start();
-    let line = s.lines.wait_for("password:", std::time::Duration::from_secs(5)).unwrap();
+    let line = s
+        .lines
+        .wait_for("password:", std::time::Duration::from_secs(5))
+        .unwrap();
     let otp = line.split_whitespace().last().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let cli = dir.path().join("cli.toml");
@@ -128,24 +184,40 @@ fn the_cli_signs_in_and_administers_through_the_api() {
     let run = |args: &[&str], stdin: &str| -> (i32, String, String) {
         use std::io::Write;
         let mut cmd = std::process::Command::new(common::BIN);
-        cmd.args(args).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        cmd.args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         for (k, v) in &env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
     };
     let (code, out, err) = run(&["admin", "login", "--password-stdin"], &format!("{otp}\n"));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("change it now"), "{out}");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cli).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cli).unwrap().permissions());
     assert_eq!(mode & 0o077, 0, "the saved token is private");
     let (code, _, err) = run(&["admin", "networks", "list"], "");
     assert_eq!(code, 1);
     assert!(err.contains("password_change_required"), "{err}");
-    let (code, _, err) = run(&["admin", "passwd"], &format!("{otp}\nthe new owner passphrase\n"));
+    let (code, _, err) = run(
+        &["admin", "passwd"],
+        &format!("{otp}\nthe new owner passphrase\n"),
+    );
     assert_eq!(code, 0, "{err}");
 
     let (code, out, _) = run(&["admin", "--json", "networks", "list"], "");
@@ -156,45 +228,120 @@ fn the_cli_signs_in_and_administers_through_the_api() {
     assert_eq!(code, 0);
     assert!(out.starts_with("ID") && out.contains(&net), "{out}");
 
-    let (code, _, err) = run(&["admin", "groups", "create", &net, "Field", "--set", "calling.force_tcp=true"], "");
+    let (code, _, err) = run(
+        &[
+            "admin",
+            "groups",
+            "create",
+            &net,
+            "Field",
+            "--set",
+            "calling.force_tcp=true",
+        ],
+        "",
+    );
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(&["admin", "groups", "update", &net, "Field", "--set", "calling.audio=false"], "");
+    let (code, _, err) = run(
+        &[
+            "admin",
+            "groups",
+            "update",
+            &net,
+            "Field",
+            "--set",
+            "calling.audio=false",
+        ],
+        "",
+    );
     assert_eq!(code, 1);
     assert!(err.contains("settings.calling.video"), "{err}");
 
     let csv = dir.path().join("people.csv");
     std::fs::write(&csv, "email,first_name,security_group\nann@example.test,Ann,Field\nbob@example.test,Bob,\nbad,Bad,\n").unwrap();
-    let (code, _, err) = run(&["admin", "users", "import", &net, csv.to_str().unwrap()], "");
+    let (code, _, err) = run(
+        &["admin", "users", "import", &net, csv.to_str().unwrap()],
+        "",
+    );
     assert_eq!(code, 1);
     assert!(err.contains("line 4, column email"), "{err}");
-    std::fs::write(&csv, "email,first_name,security_group\nann@example.test,Ann,Field\nbob@example.test,Bob,\n").unwrap();
-    let (code, out, err) = run(&["admin", "users", "import", &net, csv.to_str().unwrap()], "");
+    std::fs::write(
+        &csv,
+        "email,first_name,security_group\nann@example.test,Ann,Field\nbob@example.test,Bob,\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(
+        &["admin", "users", "import", &net, csv.to_str().unwrap()],
+        "",
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("invited 2 users"), "{out}");
     let (code, out, _) = run(&["admin", "users", "suspend", &net, "ann@example.test"], "");
     assert_eq!(code, 0);
     assert!(out.contains("suspended"), "{out}");
     let export = dir.path().join("dir.csv");
-    let (code, _, _) = run(&["admin", "users", "export", &net, export.to_str().unwrap()], "");
+    let (code, _, _) = run(
+        &["admin", "users", "export", &net, export.to_str().unwrap()],
+        "",
+    );
     assert_eq!(code, 0);
     let text = std::fs::read_to_string(&export).unwrap();
-    assert!(text.contains("ann@example.test,Ann,,,,Field,suspended"), "{text}");
-    let (code, _, err) = run(&["admin", "users", "bulk-delete", &net, export.to_str().unwrap()], "");
+    assert!(
+        text.contains("ann@example.test,Ann,,,,Field,suspended"),
+        "{text}"
+    );
+    let (code, _, err) = run(
+        &[
+            "admin",
+            "users",
+            "bulk-delete",
+            &net,
+            export.to_str().unwrap(),
+        ],
+        "",
+    );
     assert_eq!(code, 1);
     assert!(err.contains("irreversible"), "{err}");
-    let (code, out, _) = run(&["admin", "users", "bulk-delete", &net, export.to_str().unwrap(), "--acknowledge-irreversible"], "");
+    let (code, out, _) = run(
+        &[
+            "admin",
+            "users",
+            "bulk-delete",
+            &net,
+            export.to_str().unwrap(),
+            "--acknowledge-irreversible",
+        ],
+        "",
+    );
     assert_eq!(code, 0);
     assert!(out.contains("deleted 2 users"), "{out}");
 
     let (code, out, _) = run(&["admin", "bots", "create", &net, "alertsbot"], "");
     assert_eq!(code, 0);
     assert!(out.contains("API token (shown only now): ob_"), "{out}");
-    let (code, out, _) = run(&["admin", "admins", "create", "ops", "--role", "admin", "--network", &net], "");
+    let (code, out, _) = run(
+        &[
+            "admin",
+            "admins",
+            "create",
+            "ops",
+            "--role",
+            "admin",
+            "--network",
+            &net,
+        ],
+        "",
+    );
     assert_eq!(code, 0);
     assert!(out.contains("one-time password"), "{out}");
-    let (code, out, _) = run(&["admin", "audit", "list", "--event", "BatchDeleteUser"], "");
+    let (code, out, _) = run(
+        &["admin", "audit", "list", "--event", "BatchDeleteUser"],
+        "",
+    );
     assert_eq!(code, 0);
-    assert!(out.contains("BatchDeleteUser") && out.contains("success"), "{out}");
+    assert!(
+        out.contains("BatchDeleteUser") && out.contains("success"),
+        "{out}"
+    );
     let (code, out, _) = run(&["audit", "verify"], "");
     assert_eq!(code, 0);
     assert!(out.contains("chain intact"), "{out}");

@@ -25,7 +25,10 @@ fn first_start_prints_a_one_time_password_that_must_be_changed() {
     assert!(text.contains("must be changed at the first sign-in"));
 
     let anon = s.anon();
-    let r = anon.post("/sessions", &json!({"username": "owner", "password": password}));
+    let r = anon.post(
+        "/sessions",
+        &json!({"username": "owner", "password": password}),
+    );
     let v = r.ok();
     assert_eq!(v["must_change_password"], true);
     let api = anon.with_token(v["token"].as_str().unwrap());
@@ -34,7 +37,7 @@ fn first_start_prints_a_one_time_password_that_must_be_changed() {
         "/me/password",
         &json!({"current_password": "wrong-password-1", "new_password": "a brand new passphrase"}),
     )
-    .expect(403, "invalid_credentials");
+    .expect(403, "current_password_incorrect");
     api.post(
         "/me/password",
         &json!({"current_password": password, "new_password": "short"}),
@@ -46,18 +49,34 @@ fn first_start_prints_a_one_time_password_that_must_be_changed() {
     )
     .ok();
     let nets = api.get("/networks").ok();
-    assert_eq!(nets["items"].as_array().unwrap().len(), 1, "the first network exists");
+    assert_eq!(
+        nets["items"].as_array().unwrap().len(),
+        1,
+        "the first network exists"
+    );
     let net = &nets["items"][0];
-    assert!(net["id"].as_str().unwrap().chars().all(|c| c.is_ascii_digit()));
+    assert!(
+        net["id"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .all(|c| c.is_ascii_digit())
+    );
     assert_eq!(net["id"].as_str().unwrap().len(), 8);
     let groups = api
-        .get(&format!("/networks/{}/security-groups", net["id"].as_str().unwrap()))
+        .get(&format!(
+            "/networks/{}/security-groups",
+            net["id"].as_str().unwrap()
+        ))
         .ok();
     assert_eq!(groups["items"][0]["is_default"], true);
 
     // The old password no longer works; the audit log never saw either password.
-    anon.post("/sessions", &json!({"username": "owner", "password": password}))
-        .expect(401, "invalid_credentials");
+    anon.post(
+        "/sessions",
+        &json!({"username": "owner", "password": password}),
+    )
+    .expect(401, "invalid_credentials");
     let export = api.get("/audit/export").text;
     assert!(!export.contains(&password) && !export.contains("a brand new passphrase"));
     assert!(export.contains("ChangeAdminPassword"));
@@ -68,7 +87,10 @@ fn first_start_prints_a_one_time_password_that_must_be_changed() {
     for f in ["outpost.redb", "tls/ca.pem", "tls/cert.pem", "tls/key.pem"] {
         assert!(s.dir.join(f).is_file(), "{f}");
     }
-    let key_mode = std::fs::metadata(s.dir.join("tls/key.pem")).unwrap().permissions().mode();
+    let key_mode = std::fs::metadata(s.dir.join("tls/key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(key_mode & 0o077, 0);
     s.stop();
 }
@@ -81,7 +103,10 @@ fn a_restart_reuses_the_certificate_and_bootstraps_nothing() {
     let cert = std::fs::read(dir.path().join("tls/cert.pem")).unwrap();
     s.stop();
     let mut again = Server::builder().dir(dir.path()).start();
-    assert_eq!(cert, std::fs::read(dir.path().join("tls/cert.pem")).unwrap());
+    assert_eq!(
+        cert,
+        std::fs::read(dir.path().join("tls/cert.pem")).unwrap()
+    );
     assert!(!again.lines.text().contains("first start"));
     let api = again.owner();
     let nets = api.get("/networks").ok();
@@ -99,7 +124,10 @@ fn a_second_server_on_the_same_data_folder_is_refused() {
         &[("OUTPOST_HTTP_LISTEN", "127.0.0.1:0")],
     );
     assert_eq!(code, 1);
-    assert!(err.contains("already in use by another outpost process"), "{err}");
+    assert!(
+        err.contains("already in use by another outpost process"),
+        "{err}"
+    );
     assert!(err.contains(&format!("pid {}", s.pid())), "{err}");
     // The running server is unaffected.
     s.owner().get("/networks").ok();
@@ -129,7 +157,9 @@ fn sigterm_lets_an_in_flight_bulk_import_finish_then_exits_cleanly() {
 
     let again = s.restart();
     let api = again.owner();
-    let counts = api.get(&format!("/networks/{}/users/count", api.first_network())).ok();
+    let counts = api
+        .get(&format!("/networks/{}/users/count", api.first_network()))
+        .ok();
     assert_eq!(counts["pending"], 20_000);
 }
 
@@ -146,7 +176,8 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut s = Server::builder()
         .env("NOTIFY_SOCKET", sock_path.to_str().unwrap())
         .env("WATCHDOG_USEC", "400000")
@@ -198,7 +229,10 @@ fn config_check_names_bad_keys_and_redacts_secrets() {
     assert!(out.contains("bearer_token = \"********\""), "{out}");
     assert!(out.contains("session_hours = 4"), "{out}");
 
-    let (code, _, err) = outpost(&["config", "check"], &[("OUTPOST_ADMIN_SESSION_HOURS", "many")]);
+    let (code, _, err) = outpost(
+        &["config", "check"],
+        &[("OUTPOST_ADMIN_SESSION_HOURS", "many")],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("OUTPOST_ADMIN_SESSION_HOURS"), "{err}");
     let (code, _, err) = outpost(&["config", "check"], &[("OUTPOST_HTTP_LISTN", "x")]);
@@ -228,7 +262,11 @@ fn the_example_configuration_is_valid_and_names_every_option() {
     fn keys(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
         if let toml::Value::Table(t) = v {
             for (k, child) in t {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 if child.is_table() {
                     keys(&p, child, out);
                 } else {
@@ -257,4 +295,85 @@ fn health_endpoints_answer_and_unknown_paths_get_json_404() {
     let page = anon.get("/");
     assert_eq!(page.status, 200);
     assert!(page.text.contains("/admin/api/v1/openapi.json"));
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`.
+fn site_pki(
+    dir: &std::path::Path,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("test CA {name}"));
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, &ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let (c, k, a) = (
+        dir.join(format!("{name}-cert.pem")),
+        dir.join(format!("{name}-key.pem")),
+        dir.join(format!("{name}-ca.pem")),
+    );
+    std::fs::write(&c, leaf.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    std::fs::write(&a, ca_cert.pem()).unwrap();
+    (c, k, a)
+}
+
+#[test]
+fn site_certificates_are_used_and_reloaded_on_sighup() {
+    let pki = tempfile::tempdir().unwrap();
+    let (cert_a, key_a, ca_a) = site_pki(pki.path(), "a");
+    let (cert_b, key_b, ca_b) = site_pki(pki.path(), "b");
+    let live_cert = pki.path().join("site.pem");
+    let live_key = pki.path().join("site-key.pem");
+    std::fs::copy(&cert_a, &live_cert).unwrap();
+    std::fs::copy(&key_a, &live_key).unwrap();
+    let s = Server::builder()
+        .env("OUTPOST_TLS_CERT_FILE", live_cert.to_str().unwrap())
+        .env("OUTPOST_TLS_KEY_FILE", live_key.to_str().unwrap())
+        .ca(&ca_a)
+        .start();
+    assert!(
+        !s.dir.join("tls/ca.pem").exists(),
+        "no CA is generated when site certificates are set"
+    );
+    let trusting_b = common::Api::new(&s.url, &ca_b, None);
+    assert!(
+        trusting_b
+            .http
+            .get(format!("{}/healthz", s.url))
+            .send()
+            .is_err()
+    );
+
+    // Install the new certificate and reload without a restart.
+    std::fs::copy(&cert_b, &live_cert).unwrap();
+    std::fs::copy(&key_b, &live_key).unwrap();
+    unsafe {
+        libc::kill(s.pid(), libc::SIGHUP);
+    }
+    s.lines
+        .wait_for("TLS certificate reloaded", Duration::from_secs(10))
+        .expect("the reload is logged");
+    let r = trusting_b
+        .http
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let trusting_a = common::Api::new(&s.url, &ca_a, None);
+    assert!(
+        trusting_a
+            .http
+            .get(format!("{}/healthz", s.url))
+            .send()
+            .is_err()
+    );
 }

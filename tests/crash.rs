@@ -30,13 +30,14 @@ fn acknowledged_writes_survive_sigkill() {
         let mut threads = Vec::new();
         for w in 0..WRITERS {
             let (url, ca, token) = (server.url.clone(), server.ca.clone(), token.clone());
-            let (stop, users, groups, net) = (stop.clone(), users.clone(), groups.clone(), net.clone());
+            let (stop, users, groups, net) =
+                (stop.clone(), users.clone(), groups.clone(), net.clone());
             threads.push(std::thread::spawn(move || {
                 let api = Api::new(&url, &ca, Some(token));
                 let mut i = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
-                    if w == 0 && i % 10 == 0 {
+                    if w == 0 && i.is_multiple_of(10) {
                         // A bulk invite of 50: all acknowledged together, or none.
                         let prefix = format!("c{cycle}b{i}-");
                         let body = common::invite_csv(&prefix, 50);
@@ -51,7 +52,7 @@ fn acknowledged_writes_survive_sigkill() {
                                 u.push(format!("{prefix}{k}@example.test"));
                             }
                         }
-                    } else if w == 1 && i % 3 == 0 {
+                    } else if w == 1 && i.is_multiple_of(3) {
                         let name = format!("c{cycle}g{i}");
                         let Some(r) = api.try_post(
                             &format!("/networks/{net}/security-groups"),
@@ -64,8 +65,8 @@ fn acknowledged_writes_survive_sigkill() {
                         }
                     } else {
                         let email = format!("c{cycle}w{w}n{i}@example.test");
-                        let Some(r) =
-                            api.try_post(&format!("/networks/{net}/users"), &json!({"email": email}))
+                        let Some(r) = api
+                            .try_post(&format!("/networks/{net}/users"), &json!({"email": email}))
                         else {
                             break;
                         };
@@ -89,7 +90,11 @@ fn acknowledged_writes_survive_sigkill() {
             let _ = t.join();
         }
         let users = users.lock().unwrap().clone();
-        assert!(users.len() >= 100, "cycle {cycle}: too few writes before the kill ({})", users.len());
+        assert!(
+            users.len() >= 100,
+            "cycle {cycle}: too few writes before the kill ({})",
+            users.len()
+        );
         acked_users.extend(users);
         acked_groups.extend(groups.lock().unwrap().iter().cloned());
 
@@ -102,23 +107,32 @@ fn acknowledged_writes_survive_sigkill() {
             .map(|u| u["username"].as_str().unwrap().to_string())
             .collect();
         let missing: Vec<&String> = acked_users.difference(&present).collect();
-        assert!(missing.is_empty(), "cycle {cycle}: {} acknowledged users lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
-        let group_names: HashSet<String> = api
-            .get(&format!("/networks/{net}/security-groups"))
-            .ok()["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| g["name"].as_str().unwrap().to_string())
-            .collect();
-        assert!(acked_groups.is_subset(&group_names), "cycle {cycle}: acknowledged groups lost");
+        assert!(
+            missing.is_empty(),
+            "cycle {cycle}: {} acknowledged users lost, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
+        let group_names: HashSet<String> =
+            api.get(&format!("/networks/{net}/security-groups")).ok()["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["name"].as_str().unwrap().to_string())
+                .collect();
+        assert!(
+            acked_groups.is_subset(&group_names),
+            "cycle {cycle}: acknowledged groups lost"
+        );
 
         // Each acknowledged change committed with its audit event.
         let mut created = 0u64;
         let mut cursor: Option<String> = None;
         loop {
             let q = match &cursor {
-                Some(c) => format!("/audit?event_name=CreateUser&result=success&limit=1000&cursor={c}"),
+                Some(c) => {
+                    format!("/audit?event_name=CreateUser&result=success&limit=1000&cursor={c}")
+                }
                 None => "/audit?event_name=CreateUser&result=success&limit=1000".to_string(),
             };
             let page = api.get(&q).ok();
@@ -129,13 +143,19 @@ fn acknowledged_writes_survive_sigkill() {
             }
         }
         let singles = acked_users.iter().filter(|u| u.contains('w')).count() as u64;
-        assert!(created >= singles, "{created} CreateUser events for {singles} acknowledged users");
+        assert!(
+            created >= singles,
+            "{created} CreateUser events for {singles} acknowledged users"
+        );
         assert_eq!(api.get("/audit/verify").ok()["ok"], true);
     }
 
     // Finally, the offline checks: redb integrity, indexes and counters, audit chain.
     server.stop();
-    let (code, out, err) = outpost(&["store", "check", "--data-dir", server.dir.to_str().unwrap()], &[]);
+    let (code, out, err) = outpost(
+        &["store", "check", "--data-dir", server.dir.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("directory: ok"), "{out}");
 }

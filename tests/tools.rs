@@ -33,13 +33,24 @@ fn the_metrics_page_passes_promtool_and_counts_what_happened() {
     let s = Server::start();
     let api = s.owner();
     let net = api.first_network();
-    api.post_csv(&format!("/networks/{net}/users/batch-create"), common::invite_csv("m", 3))
-        .ok();
-    api.post(&format!("/networks/{net}/bots"), &json!({"username": "metricsbot"}))
-        .ok();
+    api.post_csv(
+        &format!("/networks/{net}/users/batch-create"),
+        common::invite_csv("m", 3),
+    )
+    .ok();
+    api.post(
+        &format!("/networks/{net}/bots"),
+        &json!({"username": "metricsbot"}),
+    )
+    .ok();
     let page = s.anon().get("/metrics");
     assert_eq!(page.status, 200);
-    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = page.text;
     for line in [
         format!("outpost_users{{network_id=\"{net}\",status=\"pending\"}} 3"),
@@ -67,14 +78,22 @@ fn the_metrics_page_passes_promtool_and_counts_what_happened() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && report.trim().is_empty(), "promtool: {report}");
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool: {report}"
+    );
 }
 
 #[test]
@@ -86,17 +105,30 @@ fn metrics_are_limited_to_allowed_sources_and_their_token() {
     let t = Server::builder()
         .env("OUTPOST_METRICS_BEARER_TOKEN", "scrape-token-1")
         .start();
-    t.anon().get("/metrics").expect(401, "authentication_required");
-    t.anon().with_token("wrong").get("/metrics").expect(401, "authentication_required");
-    assert_eq!(t.anon().with_token("scrape-token-1").get("/metrics").status, 200);
-    let off = Server::builder().env("OUTPOST_METRICS_ENABLED", "false").start();
+    t.anon()
+        .get("/metrics")
+        .expect(401, "authentication_required");
+    t.anon()
+        .with_token("wrong")
+        .get("/metrics")
+        .expect(401, "authentication_required");
+    assert_eq!(
+        t.anon().with_token("scrape-token-1").get("/metrics").status,
+        200
+    );
+    let off = Server::builder()
+        .env("OUTPOST_METRICS_ENABLED", "false")
+        .start();
     off.anon().get("/metrics").expect(404, "not_found");
 }
 
 #[test]
 fn the_systemd_unit_passes_systemd_analyze_verify() {
-    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/outpost.service"))
-        .unwrap();
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/outpost.service"
+    ))
+    .unwrap();
     for needed in [
         "Type=notify",
         "WatchdogSec=",
@@ -123,7 +155,10 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    assert_ne!(exec, unit, "ExecStart=/usr/bin/outpost … is expected in the unit");
+    assert_ne!(
+        exec, unit,
+        "ExecStart=/usr/bin/outpost … is expected in the unit"
+    );
     std::fs::write(&copy, exec).unwrap();
     let out = Command::new(tool("systemd-analyze"))
         .args(["verify", "--man=no"])
@@ -136,7 +171,10 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         String::from_utf8_lossy(&out.stderr)
     );
     // It exits 0 even on warnings, so any output is a failure.
-    assert!(out.status.success() && report.trim().is_empty(), "systemd-analyze: {report}");
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "systemd-analyze: {report}"
+    );
 }
 
 #[test]
@@ -153,7 +191,16 @@ fn the_openapi_document_matches_the_server_under_schemathesis() {
         .arg("--tls-verify")
         .arg(&s.ca)
         .args(["-H", &format!("Authorization: Bearer {token}")])
-        .args(["--checks", "all", "--max-examples", "30", "--seed", "1", "--workers", "1"])
+        .args([
+            "--checks",
+            "all",
+            "--max-examples",
+            "30",
+            "--seed",
+            "1",
+            "--workers",
+            "1",
+        ])
         // Signing out or changing the password would end the run's own session.
         .args(["--exclude-operation-id", "DeleteAdminSession"])
         .args(["--exclude-operation-id", "ChangeAdminPassword"])

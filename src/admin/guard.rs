@@ -164,7 +164,11 @@ impl FromRequest for Caller {
 }
 
 fn bearer(req: &ServiceRequest) -> Option<String> {
-    let h = req.headers().get(actix_web::http::header::AUTHORIZATION)?;
+    bearer_of(req.headers())
+}
+
+fn bearer_of(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+    let h = headers.get(actix_web::http::header::AUTHORIZATION)?;
     let v = h.to_str().ok()?.trim();
     let (scheme, token) = v.split_once(' ')?;
     scheme
@@ -194,15 +198,17 @@ pub async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> std::result::Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AdminState>>().cloned() else {
+        return Err(Error::internal("the admin API state is missing").into());
+    };
     let Some(action) = actions
         .iter()
         .find(|(m, _)| m == req.method())
         .map(|(_, a)| *a)
     else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
-    let Some(state) = req.app_data::<web::Data<AdminState>>().cloned() else {
-        return Err(Error::internal("the admin API state is missing").into());
+        // A method this path does not support: answered 405, and still audited.
+        let res = next.call(req).await?.map_into_boxed_body();
+        return finish_unrouted(&state, res).await;
     };
     let scope = Rc::new(AuditScope::new(&req, action));
     if action != Action::CreateAdminSession {
@@ -216,7 +222,13 @@ pub async fn guard(
                 req.extensions_mut().insert(caller);
             }
             Err(e) => {
-                let recorded = record(&state.store, &scope, e.kind.status(), Some((e.code, &e.message))).await;
+                let recorded = record(
+                    &state.store,
+                    &scope,
+                    e.kind.status(),
+                    Some((e.code, &e.message)),
+                )
+                .await;
                 let res = match recorded {
                     Ok(()) => e.error_response(),
                     Err(audit_err) => audit_err.error_response(),
@@ -245,9 +257,86 @@ pub async fn guard(
     }
 }
 
+/// Audit a call that matched no operation (wrong method, unknown path) under the name
+/// `UnknownOperation`, naming the admin if the request carried a valid token.
+pub async fn finish_unrouted(
+    state: &AdminState,
+    res: ServiceResponse<BoxBody>,
+) -> std::result::Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let status = res.status().as_u16();
+    let info = res.response().extensions().get::<ErrorInfo>().cloned();
+    let (code, message) = info
+        .as_ref()
+        .map(|i| (i.code, i.message.as_str()))
+        .unwrap_or(("http_error", ""));
+    match record_unrouted(state, res.request(), status, code, message).await {
+        Ok(()) => Ok(res),
+        Err(e) => {
+            let (req, _) = res.into_parts();
+            Ok(ServiceResponse::new(req, e.error_response()))
+        }
+    }
+}
+
+/// Record an `UnknownOperation` event for `req`, answered with `status` and `code`.
+pub async fn record_unrouted(
+    state: &AdminState,
+    req: &HttpRequest,
+    status: u16,
+    code: &str,
+    message: &str,
+) -> Result<()> {
+    let caller =
+        bearer_of(req.headers()).and_then(|t| state.store.read(|tx| session::lookup(tx, &t)).ok());
+    let ua = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(256)
+        .collect();
+    let draft = Draft {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: "UnknownOperation".into(),
+        time: Utc::now(),
+        admin: caller.map(|(_, _, a)| Actor {
+            id: a.id,
+            username: a.username,
+            role: a.role.as_str().to_string(),
+        }),
+        source_ip: source_ip(req),
+        user_agent: ua,
+        network_id: None,
+        parameters: serde_json::json!({"method": req.method().as_str(), "path": req.path()}),
+        result: Outcome::error(status, code, message),
+        read_only: true,
+    };
+    state
+        .store
+        .write(move |tx| audit::append(tx, &draft).map(|_| ()))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot record an audit event; withholding the answer");
+            audit_unavailable()
+        })
+}
+
+fn audit_unavailable() -> Error {
+    Error::unavailable(
+        "audit_unavailable",
+        "the audit log cannot be written, so the answer is withheld; retry shortly",
+    )
+}
+
 /// Durably append the call's event (group-committed with others) before the answer
 /// leaves: whoever got an answer is in the log.
-async fn record(store: &Store, scope: &AuditScope, status: u16, err: Option<(&str, &str)>) -> Result<()> {
+async fn record(
+    store: &Store,
+    scope: &AuditScope,
+    status: u16,
+    err: Option<(&str, &str)>,
+) -> Result<()> {
     let mut draft = scope.draft.borrow().clone();
     draft.result = match err {
         Some((code, message)) => Outcome::error(status, code, message),
@@ -259,9 +348,6 @@ async fn record(store: &Store, scope: &AuditScope, status: u16, err: Option<(&st
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot record an audit event; withholding the answer");
-            Error::unavailable(
-                "audit_unavailable",
-                "the audit log cannot be written, so the answer is withheld; retry shortly",
-            )
+            audit_unavailable()
         })
 }

@@ -245,6 +245,22 @@ pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
     ]
 }
 
+/// Unknown paths under the admin API: 404, recorded as `UnknownOperation`.
+async fn audited_not_found(
+    req: actix_web::HttpRequest,
+    state: web::Data<AdminState>,
+) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    let e = crate::error::Error::not_found(
+        "not_found",
+        format!("there is nothing at {} {}", req.method(), req.path()),
+    );
+    match guard::record_unrouted(&state, &req, 404, e.code, &e.message).await {
+        Ok(()) => e.error_response(),
+        Err(audit) => audit.error_response(),
+    }
+}
+
 /// Register the admin API under [`PREFIX`].
 pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
     let mut scope = web::scope(PREFIX)
@@ -252,7 +268,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
         .app_data(response::query_config())
         .app_data(response::path_config())
         .route("/openapi.json", web::get().to(openapi::serve))
-        .default_service(web::to(response::not_found));
+        .default_service(web::to(audited_not_found));
     for (path, ops) in routes() {
         let allow = ops
             .iter()

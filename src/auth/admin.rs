@@ -94,6 +94,15 @@ pub fn check_username(raw: &str) -> std::result::Result<String, String> {
     Ok(u)
 }
 
+fn with_article(role: Role) -> &'static str {
+    match role {
+        Role::Owner => "an owner",
+        Role::Admin => "an admin",
+        Role::Auditor => "an auditor",
+        Role::Compliance => "a compliance",
+    }
+}
+
 pub fn get<'a>(tx: impl Into<Tx<'a>>, id: &str) -> Result<Admin> {
     let missing = || {
         Error::not_found(
@@ -148,15 +157,15 @@ fn check_networks<'a>(
         return Err(Error::validation(vec![FieldProblem::new(
             "networks",
             format!(
-                "a {} reaches every network; leave networks empty",
-                role.as_str()
+                "{} reaches every network; leave networks empty",
+                with_article(role)
             ),
         )]));
     }
     if role.is_network_scoped() && out.is_empty() {
         return Err(Error::validation(vec![FieldProblem::new(
             "networks",
-            format!("a {} account needs at least one network", role.as_str()),
+            format!("{} account needs at least one network", with_article(role)),
         )]));
     }
     Ok(out)

@@ -402,7 +402,17 @@ fn read_stdin_line(what: &str) -> Result<String> {
     Ok(line)
 }
 
+/// Ask for a password without echoing it on a terminal; read a line otherwise.
 fn prompt_password(prompt: &str) -> Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password(format!("{prompt}: "))
+            .context("cannot read the password from the terminal")?;
+        if p.is_empty() {
+            bail!("no password given");
+        }
+        return Ok(p);
+    }
     eprint!("{prompt}: ");
     read_stdin_line("password")
 }

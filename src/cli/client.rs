@@ -231,10 +231,9 @@ impl Client {
         if res.status() == StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
-        Ok(res
-            .json()
+        res.json()
             .await
-            .context("the appliance sent an unreadable answer")?)
+            .context("the appliance sent an unreadable answer")
     }
 
     pub async fn get(&self, path: &str) -> Result<Value> {
@@ -268,9 +267,18 @@ impl Client {
             }
             return Ok(n);
         }
+        // Backups hold keys and password hashes, exports personal data: owner-only.
         let partial = dest.with_extension("partial");
-        let mut f = std::fs::File::create(&partial)
-            .with_context(|| format!("cannot write {}", partial.display()))?;
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)
+                .with_context(|| format!("cannot write {}", partial.display()))?
+        };
         let mut n = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.context("the download was interrupted")?;

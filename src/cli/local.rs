@@ -35,7 +35,8 @@ fn open_stopped(local_dir: &Path) -> Result<(DataDirLock, Store)> {
             db.display()
         );
     }
-    let s = Store::open(&db, &Default::default()).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let s = Store::open_unmigrated(&db, &Default::default())
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     Ok((lock, s))
 }
 

@@ -149,18 +149,50 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// Logs go to journald as structured records with priorities when systemd connected
+/// stderr to the journal (`JOURNAL_STREAM`), otherwise to stderr as text (coloured
+/// only on a terminal) or JSON lines.
 fn init_logging(config: &Config) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = std::env::var("OUTPOST_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_new(&config.log.level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
+    if stderr_is_journal()
+        && let Ok(journald) = tracing_journald::layer()
+    {
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(journald.with_syslog_identifier("outpost".into()))
+            .try_init();
+        return;
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
     let _ = match config.log.format {
         crate::config::LogFormat::Json => builder.json().try_init(),
         crate::config::LogFormat::Text => builder.try_init(),
     };
+}
+
+/// True if stderr is the journal stream systemd named in `JOURNAL_STREAM` (device:inode).
+fn stderr_is_journal() -> bool {
+    let Ok(v) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.split_once(':') else {
+        return false;
+    };
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into `st`, a properly sized, owned stat buffer.
+    if unsafe { libc::fstat(2, &mut st) } != 0 {
+        return false;
+    }
+    dev.parse::<u64>().ok() == Some(st.st_dev) && ino.parse::<u64>().ok() == Some(st.st_ino)
 }

@@ -338,11 +338,11 @@ impl GroupSettings {
             },
         );
         p.check(
-            !(self.location.maps && !self.location.sharing),
+            !self.location.maps || self.location.sharing,
             "location.maps",
             || "the map view needs location sharing; turn maps off too, or keep sharing on".into(),
         );
-        p.check(!(self.calling.video && !self.calling.audio), "calling.video", || {
+        p.check(!self.calling.video || self.calling.audio, "calling.video", || {
             "video calls and screen sharing need audio calls; turn video off too, or keep audio on"
                 .into()
         });
@@ -416,7 +416,7 @@ impl GroupSettings {
         );
 
         p.check(
-            !(self.open_access.forced && !self.open_access.enabled),
+            !self.open_access.forced || self.open_access.enabled,
             "open_access.forced",
             || "forcing open access needs open access enabled".into(),
         );

@@ -15,6 +15,26 @@ use anyhow::{Result, bail};
 use chrono::Utc;
 
 pub const PASSWORD_ENV: &str = "OUTPOST_BOOTSTRAP_ADMIN_PASSWORD";
+/// Name of the systemd credential (`LoadCredential=bootstrap-admin-password:FILE`)
+/// that carries the first password without putting it in the environment.
+pub const PASSWORD_CREDENTIAL: &str = "bootstrap-admin-password";
+
+/// The operator-chosen first password: a systemd credential, else the environment.
+pub fn password_from_environment() -> Result<Option<String>> {
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        let path = std::path::Path::new(&dir).join(PASSWORD_CREDENTIAL);
+        if path.is_file() {
+            let p = std::fs::read_to_string(&path).map_err(|e| {
+                anyhow::anyhow!("cannot read the credential {}: {e}", path.display())
+            })?;
+            let p = p.trim_end_matches(['\r', '\n']).to_string();
+            if !p.is_empty() {
+                return Ok(Some(p));
+            }
+        }
+    }
+    Ok(std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()))
+}
 
 /// What the first start created, if anything.
 pub struct Bootstrapped {

@@ -30,16 +30,11 @@ pub async fn serve(config: Config) -> Result<()> {
     let config = Arc::new(config);
     let _lock = DataDirLock::acquire(&config.data_dir)?;
     let identity = tls::identity(&config)?;
-    let tls_config = tls::server_config(&identity)?;
+    let live_cert = tls::LiveCert::new(&identity)?;
+    let tls_config = tls::server_config(live_cert.clone())?;
     let store = Store::open(&config.data_dir.join(store::DB_FILE), &config.store)
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let first = bootstrap::run(
-        &store,
-        &config,
-        std::env::var(bootstrap::PASSWORD_ENV)
-            .ok()
-            .filter(|p| !p.is_empty()),
-    )?;
+    let first = bootstrap::run(&store, &config, bootstrap::password_from_environment()?)?;
     crate::metrics::init();
 
     let admin_state = web::Data::new(AdminState {
@@ -109,13 +104,14 @@ pub async fn serve(config: Config) -> Result<()> {
         "TLS identity"
     );
     if let Some(b) = &first {
-        bootstrap::announce(b, urls.first().map(String::as_str).unwrap_or(""));
+        bootstrap::announce(b, &public_url(&config, bound.first()));
     }
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(ready_ms = format!("{ready_ms:.1}"), "outpost is ready");
     notify::ready(&format!("serving on {}", urls.join(", ")));
 
     let upkeep = tokio::spawn(upkeep(store.clone(), admin_state.clone()));
+    let reload = tokio::spawn(reload_certificates(config.clone(), live_cert.clone()));
     let watchdog = notify::watchdog_interval().map(|every| {
         let s = store.clone();
         tokio::spawn(async move {
@@ -134,6 +130,7 @@ pub async fn serve(config: Config) -> Result<()> {
     handle.stop(true).await;
     let _ = running.await;
     upkeep.abort();
+    reload.abort();
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -144,6 +141,19 @@ pub async fn serve(config: Config) -> Result<()> {
     Ok(())
 }
 
+/// The URL people should use: a wildcard listen address is no address, so name the
+/// appliance by its first host name instead.
+fn public_url(config: &Config, bound: Option<&SocketAddr>) -> String {
+    match bound {
+        Some(a) if a.ip().is_unspecified() => match a.port() {
+            443 => format!("https://{}", config.hostnames[0]),
+            p => format!("https://{}:{p}", config.hostnames[0]),
+        },
+        Some(a) => format!("https://{a}"),
+        None => format!("https://{}", config.hostnames[0]),
+    }
+}
+
 async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
@@ -151,6 +161,51 @@ async fn wait_for_signal() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    }
+}
+
+/// Keep the TLS identity fresh without a restart: renew a generated certificate
+/// inside its renewal window (checked every hour), and reload from disk on SIGHUP
+/// (`systemctl reload outpost` after installing new site certificates).
+async fn reload_certificates(config: Arc<Config>, live: Arc<tls::LiveCert>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP; certificates reload only at start");
+            return;
+        }
+    };
+    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    hourly.tick().await;
+    loop {
+        let why = tokio::select! {
+            _ = hup.recv() => "SIGHUP",
+            _ = hourly.tick() => {
+                if !live.due_for_renewal() {
+                    continue;
+                }
+                "renewal"
+            }
+        };
+        let cfg = config.clone();
+        let loaded = tokio::task::spawn_blocking(move || tls::identity(&cfg)).await;
+        match loaded {
+            Ok(Ok(id)) => match live.replace(&id) {
+                Ok(()) => {
+                    tracing::info!(reason = why, source = id.source, not_after = ?id.not_after, "TLS certificate reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(reason = why, error = %format!("{e:#}"), "the new TLS certificate cannot be used; keeping the current one")
+                }
+            },
+            Ok(Err(e)) => {
+                tracing::error!(reason = why, error = %format!("{e:#}"), "cannot load the TLS certificate; keeping the current one")
+            }
+            Err(e) => {
+                tracing::error!(reason = why, error = %e, "certificate reload was interrupted")
+            }
+        }
     }
 }
 

@@ -17,10 +17,13 @@ use rcgen::{
 };
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca-key.pem";
@@ -237,15 +240,70 @@ fn site_identity(cert: &Path, key: &Path) -> Result<Identity> {
     })
 }
 
+/// The certificate the listeners present, replaceable while they run (renewal,
+/// SIGHUP after new site certificates were installed).
+pub struct LiveCert {
+    current: std::sync::RwLock<Arc<CertifiedKey>>,
+    not_after: std::sync::RwLock<Option<DateTime<Utc>>>,
+}
+
+impl std::fmt::Debug for LiveCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveCert")
+    }
+}
+
+fn certified(id: &Identity) -> Result<Arc<CertifiedKey>> {
+    let provider = rustls::crypto::ring::default_provider();
+    let key = provider
+        .key_provider
+        .load_private_key(id.key.clone_key())
+        .context("the private key cannot be used")?;
+    let ck = CertifiedKey::new(id.chain.clone(), key);
+    ck.keys_match()
+        .context("the certificate does not match its private key")?;
+    Ok(Arc::new(ck))
+}
+
+impl LiveCert {
+    pub fn new(id: &Identity) -> Result<Arc<LiveCert>> {
+        Ok(Arc::new(LiveCert {
+            current: std::sync::RwLock::new(certified(id)?),
+            not_after: std::sync::RwLock::new(id.not_after),
+        }))
+    }
+
+    /// Present `id` to new connections from now on.
+    pub fn replace(&self, id: &Identity) -> Result<()> {
+        let ck = certified(id)?;
+        *self.current.write().expect("cert lock") = ck;
+        *self.not_after.write().expect("cert lock") = id.not_after;
+        Ok(())
+    }
+
+    /// True when a generated certificate is within the renewal window.
+    pub fn due_for_renewal(&self) -> bool {
+        self.not_after
+            .read()
+            .expect("cert lock")
+            .is_some_and(|t| t <= Utc::now() + Duration::days(RENEW_BEFORE_DAYS))
+    }
+}
+
+impl ResolvesServerCert for LiveCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().expect("cert lock").clone())
+    }
+}
+
 /// The rustls configuration for HTTPS listeners (TLS 1.3 and 1.2).
-pub fn server_config(id: &Identity) -> Result<ServerConfig> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+pub fn server_config(cert: Arc<LiveCert>) -> Result<ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("TLS versions")?
         .with_no_client_auth()
-        .with_single_cert(id.chain.clone(), id.key.clone_key())
-        .context("the certificate does not match its private key")?;
+        .with_cert_resolver(cert);
     Ok(cfg)
 }
 
@@ -256,8 +314,10 @@ mod tests {
     #[test]
     fn the_generated_identity_is_reused_and_reissued_for_new_names() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Config::default();
-        c.data_dir = dir.path().to_path_buf();
+        let mut c = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
         let a = identity(&c).unwrap();
         let cert_a = std::fs::read(c.tls_dir().join(CERT)).unwrap();
         let b = identity(&c).unwrap();
@@ -275,7 +335,10 @@ mod tests {
             "reissued"
         );
         assert_eq!(a.fingerprint, d.fingerprint, "the CA stays");
-        server_config(&d).unwrap();
+        let live = LiveCert::new(&a).unwrap();
+        live.replace(&d).unwrap();
+        assert!(!live.due_for_renewal());
+        server_config(live).unwrap();
         let key_mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(c.tls_dir().join("ca-key.pem"))
                 .unwrap()

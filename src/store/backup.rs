@@ -107,7 +107,7 @@ pub fn create_archive(store: &Store, data_dir: &Path, out: &Path) -> Result<Back
         records,
         files,
     };
-    let file = File::create(out).map_err(|e| io_err("create", out, e))?;
+    let file = private_file(out)?;
     let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
     tar.sparse(false);
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
@@ -130,6 +130,18 @@ pub fn create_archive(store: &Store, data_dir: &Path, out: &Path) -> Result<Back
         .sync_all()
         .map_err(|e| io_err("sync", out, e))?;
     Ok(manifest)
+}
+
+/// Create a file only its owner can read: archives hold keys and password hashes.
+fn private_file(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io_err("create", path, e))
 }
 
 fn bad_archive(msg: impl Into<String>) -> Error {
@@ -181,9 +193,9 @@ pub fn restore_archive(archive: &Path, data_dir: &Path) -> Result<RestoreReport>
         }
         let dest = work.path().join(&name);
         if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_err("create", parent, e))?;
+            super::create_private_dir(parent).map_err(|e| io_err("create", parent, e))?;
         }
-        let mut out = File::create(&dest).map_err(|e| io_err("create", &dest, e))?;
+        let mut out = private_file(&dest)?;
         std::io::copy(&mut entry, &mut out)
             .map_err(|e| bad_archive(format!("the archive is truncated at {name}: {e}")))?;
         out.sync_all().map_err(|e| io_err("sync", &dest, e))?;

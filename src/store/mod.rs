@@ -54,15 +54,51 @@ impl Store {
         if from != to {
             tracing::info!(from, to, "store schema is now version {to}");
         }
+        Ok(Store::from_db(db, path, cfg))
+    }
+
+    /// Open an existing store for inspection, without migrating it: a store of another
+    /// schema version is refused rather than changed.
+    pub fn open_unmigrated(path: &Path, cfg: &StoreConfig) -> Result<Store> {
+        if !path.is_file() {
+            return Err(Error::not_found(
+                "store_missing",
+                format!("there is no store at {}", path.display()),
+            ));
+        }
+        let db = open_database(path, cfg.cache_mib)?;
+        let version = {
+            let tx = db
+                .begin_read()
+                .map_err(|e| store_err("reading the schema version", e))?;
+            meta_get(&tx, "schema_version")?
+                .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+                .map(u32::from_be_bytes)
+                .unwrap_or(0)
+        };
+        if version != schema::VERSION {
+            return Err(Error::unavailable(
+                "store_version",
+                format!(
+                    "the store has schema version {version} and this outpost writes version {}; \
+                     check it with the release that wrote it (starting the server migrates it)",
+                    schema::VERSION
+                ),
+            ));
+        }
+        Ok(Store::from_db(db, path, cfg))
+    }
+
+    fn from_db(db: Database, path: &Path, cfg: &StoreConfig) -> Store {
         let db = Arc::new(db);
         let committer = Committer::start(db.clone(), cfg.group_commit_max_ops);
-        Ok(Store {
+        Store {
             inner: Arc::new(Inner {
                 db,
                 path: path.to_path_buf(),
                 committer,
             }),
-        })
+        }
     }
 
     /// Run `f` in a snapshot read transaction.

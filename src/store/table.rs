@@ -26,6 +26,17 @@ pub(crate) fn store_err(context: &str, e: impl std::fmt::Display) -> Error {
     )
 }
 
+/// A callback over raw entries; breaking stops the scan.
+type Visitor<'f> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>> + 'f;
+/// One entry as a redb range yields it.
+type RangeItem<'a> = std::result::Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 /// A read view: a read transaction, or a write transaction reading its own writes.
 #[derive(Clone, Copy)]
 pub enum Tx<'a> {
@@ -81,15 +92,12 @@ impl Tx<'_> {
             table: &T,
             range: (Bound<&[u8]>, Bound<&[u8]>),
             reverse: bool,
-            f: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
+            f: &mut Visitor<'_>,
         ) -> Result<()> {
             let iter = table
                 .range::<&[u8]>(range)
                 .map_err(|e| store_err("scanning", e))?;
-            let mut visit = |item: std::result::Result<
-                (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
-                redb::StorageError,
-            >| {
+            let mut visit = |item: RangeItem<'_>| {
                 let (k, v) = item.map_err(|e| store_err("scanning", e))?;
                 f(k.value(), v.value())
             };

@@ -52,6 +52,7 @@ pub struct Builder {
     env: Vec<(String, String)>,
     args: Vec<String>,
     password: Option<String>,
+    ca: Option<PathBuf>,
 }
 
 impl Builder {
@@ -71,6 +72,12 @@ impl Builder {
         self
     }
 
+    /// Trust this CA file instead of the generated `tls/ca.pem` (site certificates).
+    pub fn ca(mut self, ca: &Path) -> Self {
+        self.ca = Some(ca.to_path_buf());
+        self
+    }
+
     /// Start without OUTPOST_BOOTSTRAP_ADMIN_PASSWORD (a one-time password is printed).
     pub fn random_password(mut self) -> Self {
         self.password = None;
@@ -78,7 +85,8 @@ impl Builder {
     }
 
     pub fn start(self) -> Server {
-        self.try_start().unwrap_or_else(|s| panic!("the server did not start:\n{s}"))
+        self.try_start()
+            .unwrap_or_else(|s| panic!("the server did not start:\n{s}"))
     }
 
     /// Start; on failure return what the server printed.
@@ -129,7 +137,12 @@ impl Builder {
         let url = loop {
             if let Some(l) = lines.wait_for("listening on https://", Duration::from_millis(100)) {
                 let at = l.find("https://").unwrap();
-                break l[at..].split_whitespace().next().unwrap().trim_end_matches('"').to_string();
+                break l[at..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('"')
+                    .to_string();
             }
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(format!("exited with {status}:\n{}", lines.text()));
@@ -144,7 +157,7 @@ impl Builder {
             _tmp: tmp,
             dir: dir.clone(),
             url,
-            ca: dir.join("tls/ca.pem"),
+            ca: self.ca.clone().unwrap_or_else(|| dir.join("tls/ca.pem")),
             lines,
             password: self.password.unwrap_or_default(),
         };
@@ -170,6 +183,7 @@ impl Server {
             env: Vec::new(),
             args: Vec::new(),
             password: Some(PASSWORD.into()),
+            ca: None,
         }
     }
 
@@ -220,7 +234,10 @@ impl Server {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("the server did not exit after signal {sig}:\n{}", self.lines.text());
+                panic!(
+                    "the server did not exit after signal {sig}:\n{}",
+                    self.lines.text()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -272,7 +289,12 @@ impl Resp {
 
     #[track_caller]
     pub fn ok(self) -> Value {
-        assert!((200..300).contains(&self.status), "expected success, got {}: {}", self.status, self.text);
+        assert!(
+            (200..300).contains(&self.status),
+            "expected success, got {}: {}",
+            self.status,
+            self.text
+        );
         self.body
     }
 
@@ -359,9 +381,11 @@ impl Api {
     /// Paths are admin API paths (`/networks`), except the server's own pages.
     fn u(&self, path: &str) -> String {
         let raw = path == "/"
-            || ["/admin/", "/metrics", "/healthz", "/readyz", "/static/", "/no/"]
-                .iter()
-                .any(|p| path.starts_with(p));
+            || [
+                "/admin/", "/metrics", "/healthz", "/readyz", "/static/", "/no/",
+            ]
+            .iter()
+            .any(|p| path.starts_with(p));
         if raw {
             format!("{}{path}", self.url)
         } else {
@@ -401,7 +425,10 @@ impl Api {
 
     /// Sign in and return the token (panics on failure).
     pub fn sign_in(&self, username: &str, password: &str) -> String {
-        let r = self.post("/sessions", &json!({"username": username, "password": password}));
+        let r = self.post(
+            "/sessions",
+            &json!({"username": username, "password": password}),
+        );
         let v = r.ok();
         v["token"].as_str().unwrap().to_string()
     }
@@ -452,7 +479,10 @@ pub fn outpost(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 pub fn invite_csv(prefix: &str, n: usize) -> String {
     let mut s = String::from("email,first_name,last_name,country_code,phone,security_group\n");
     for i in 0..n {
-        s.push_str(&format!("{prefix}{i}@example.test,First{i},Last{i},+44,0207 946 {:04},\n", i % 10000));
+        s.push_str(&format!(
+            "{prefix}{i}@example.test,First{i},Last{i},+44,0207 946 {:04},\n",
+            i % 10000
+        ));
     }
     s
 }

@@ -145,7 +145,11 @@ pub async fn delete(
 #[utoipa::path(get, path = "/networks/{network_id}/security-groups/{group_id}/users",
     operation_id = "ListSecurityGroupUsers", tag = "security-groups", params(GroupPath, GroupPageQuery),
     responses((status = 200, body = UserPage)))]
-pub async fn users(state: State, path: web::Path<GroupPath>, q: web::Query<GroupPageQuery>) -> Result<HttpResponse> {
+pub async fn users(
+    state: State,
+    path: web::Path<GroupPath>,
+    q: web::Query<GroupPageQuery>,
+) -> Result<HttpResponse> {
     state
         .store
         .read(|tx| group::get(tx, &path.network_id, &path.group_id))?;

@@ -20,8 +20,6 @@ use utoipa::IntoParams;
 
 pub type State = web::Data<AdminState>;
 
-
-
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct NetworkPath {
     /// 8-digit network id.
@@ -131,7 +129,11 @@ impl PageQuery {
             status,
             group_id: self.security_group_id,
             search: self.search.filter(|s| !s.is_empty()),
-            after: self.cursor.as_deref().map(users::decode_cursor).transpose()?,
+            after: self
+                .cursor
+                .as_deref()
+                .map(users::decode_cursor)
+                .transpose()?,
             limit,
         })
     }

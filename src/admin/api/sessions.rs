@@ -56,7 +56,10 @@ pub async fn create(
         return Err(Error::new(
             crate::error::Kind::RateLimited,
             "rate_limited",
-            format!("too many sign-in attempts from {ip}; try again in {wait} seconds"),
+            format!(
+                "too many sign-in attempts from {ip}; try again in {wait} second{}",
+                if wait == 1 { "" } else { "s" }
+            ),
         )
         .with_retry_after(wait));
     }
@@ -74,7 +77,17 @@ pub async fn create(
         admin: admin.clone(),
         session_key: String::new(),
     });
+    let (pw, phc) = (b.password.expose().to_string(), admin.password_hash.clone());
+    let good = web::block(move || password::verify(&pw, &phc))
+        .await
+        .map_err(|e| Error::internal(format!("password check was interrupted: {e}")))?;
+    // A lock is revealed only to someone who knows the password, so that answers
+    // never tell which usernames exist; wrong guesses while locked count for nothing.
     if admin.is_locked(Utc::now()) {
+        if !good {
+            metrics::admin::LOGINS.with_label_values(&["failure"]).inc();
+            return Err(bad_credentials());
+        }
         metrics::admin::LOGINS.with_label_values(&["locked"]).inc();
         let until = admin.locked_until.expect("locked means a time");
         let wait = (until - Utc::now()).num_seconds().max(1) as u64;
@@ -87,10 +100,6 @@ pub async fn create(
         )
         .with_retry_after(wait));
     }
-    let (pw, phc) = (b.password.expose().to_string(), admin.password_hash.clone());
-    let good = web::block(move || password::verify(&pw, &phc))
-        .await
-        .map_err(|e| Error::internal(format!("password check was interrupted: {e}")))?;
     let cfg = state.config.admin.clone();
     if !good {
         metrics::admin::LOGINS.with_label_values(&["failure"]).inc();
@@ -214,7 +223,7 @@ pub async fn change_password(
         .map_err(|e| Error::internal(format!("password hashing was interrupted: {e}")))?;
     if !good {
         return Err(Error::forbidden(
-            "invalid_credentials",
+            "current_password_incorrect",
             "the current password is incorrect",
         ));
     }

@@ -29,12 +29,15 @@ pub(super) fn encode_cursor(username: &str) -> String {
 }
 
 pub(super) fn decode_cursor(cursor: &str) -> Result<Vec<u8>> {
-    hex::decode(cursor).ok().filter(|b| !b.is_empty()).ok_or_else(|| {
-        Error::bad_request(
-            "invalid_cursor",
-            "the cursor is not one this API returned (it is an even number of hex digits)",
-        )
-    })
+    hex::decode(cursor)
+        .ok()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| {
+            Error::bad_request(
+                "invalid_cursor",
+                "the cursor is not one this API returned (it is an even number of hex digits)",
+            )
+        })
 }
 
 /// One page of users or bots of a network, as an HTTP response.
