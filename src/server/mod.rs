@@ -77,6 +77,9 @@ pub async fn serve(config: Config) -> Result<()> {
         app
     })
     .disable_signals()
+    // Responses go out as several small TLS records; with Nagle's algorithm the later
+    // ones wait ~40 ms for the client's delayed ACK on every new connection.
+    .tcp_nodelay(true)
     .shutdown_timeout(config.http.shutdown_timeout_secs);
     if config.http.workers > 0 {
         server = server.workers(config.http.workers);
