@@ -699,3 +699,88 @@ fn wrong_methods_get_405_with_allow_and_big_bodies_413() {
             == "BatchDeleteUser"
     );
 }
+
+/// Rewrite every record of `table` in a stopped server's store.
+fn edit_records(dir: &std::path::Path, table: &'static str, f: impl Fn(&mut Value)) {
+    use outpost::store::{Store, Table};
+    let store = Store::open(&dir.join("outpost.redb"), &Default::default()).unwrap();
+    let t: Table<Value> = Table::new(table);
+    let mut all = Vec::new();
+    store
+        .read(|tx| {
+            t.scan_prefix(tx, b"", None, false, |k, v| {
+                all.push((k.to_vec(), v));
+                Ok(std::ops::ControlFlow::Continue(()))
+            })
+        })
+        .unwrap();
+    store
+        .write_now(|tx| {
+            for (k, mut v) in all.clone() {
+                f(&mut v);
+                t.put(tx, &k, &v)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store.close();
+}
+
+#[test]
+fn an_expired_session_token_is_refused_as_expired() {
+    let mut s = Server::start();
+    let token = s.owner().token.unwrap();
+    s.stop();
+    let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    edit_records(&s.dir, outpost::store::schema::ADMIN_SESSIONS, |v| {
+        v["expires_at"] = json!(an_hour_ago);
+    });
+    let s = s.restart();
+    let e = s
+        .anon()
+        .with_token(&token)
+        .get("/networks")
+        .expect(401, "token_expired");
+    assert!(
+        e["message"].as_str().unwrap().contains(&an_hour_ago[..16]),
+        "{e}"
+    );
+    // Signing in again works.
+    s.owner().get("/networks").ok();
+}
+
+#[test]
+fn bulk_delete_and_suspend_are_refused_while_sso_is_on() {
+    let mut s = Server::start();
+    let api = s.owner();
+    let net = api.first_network();
+    api.post_csv(
+        &format!("/networks/{net}/users/batch-create"),
+        common::invite_csv("sso", 3),
+    )
+    .ok();
+    s.stop();
+    edit_records(&s.dir, outpost::store::schema::NETWORKS, |v| {
+        v["sso_enabled"] = json!(true);
+    });
+    let s = s.restart();
+    let api = s.owner();
+    let file = "email\nsso0@example.test\n";
+    api.post_csv(&format!("/networks/{net}/users/batch-suspend"), file)
+        .expect(422, "sso_enabled");
+    api.post_csv(
+        &format!("/networks/{net}/users/batch-delete?acknowledge_irreversible=true"),
+        file,
+    )
+    .expect(422, "sso_enabled");
+    assert_eq!(
+        api.get(&format!("/networks/{net}/users/count")).ok()["pending"],
+        3
+    );
+    // Inviting in bulk stays available.
+    api.post_csv(
+        &format!("/networks/{net}/users/batch-create"),
+        common::invite_csv("more", 2),
+    )
+    .ok();
+}

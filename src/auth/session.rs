@@ -95,11 +95,15 @@ pub fn delete_all_for(tx: &WriteTransaction, admin_id: &str, keep: Option<&str>)
     Ok(doomed.len() as u64)
 }
 
-/// Remove expired sessions; returns how many.
+/// How long an expired session is kept, so its token is reported as expired
+/// (rather than unknown) when someone comes back with it.
+pub const KEEP_EXPIRED: Duration = Duration::days(7);
+
+/// Remove sessions that expired more than [`KEEP_EXPIRED`] ago; returns how many.
 pub fn purge_expired(tx: &WriteTransaction, now: DateTime<Utc>) -> Result<u64> {
     let mut doomed = Vec::new();
     SESSIONS.scan_prefix(tx, b"", None, false, |k, s| {
-        if s.expires_at <= now {
+        if s.expires_at + KEEP_EXPIRED <= now {
             doomed.push(k.to_vec());
         }
         Ok(ControlFlow::Continue(()))
