@@ -46,14 +46,7 @@ impl AuditScope {
                 params.insert(k, Value::String(v));
             }
         }
-        let ua = req
-            .headers()
-            .get(actix_web::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .chars()
-            .take(256)
-            .collect();
+        let ua = user_agent(req.headers());
         AuditScope {
             draft: RefCell::new(Draft {
                 id: uuid::Uuid::new_v4().to_string(),
@@ -78,6 +71,17 @@ impl AuditScope {
             role: caller.admin.role.as_str().to_string(),
         });
     }
+}
+
+/// The request's User-Agent, as text (at most 256 characters).
+pub fn user_agent(headers: &actix_web::http::header::HeaderMap) -> String {
+    headers
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(256)
+        .collect()
 }
 
 /// The source address of a request, as text.
@@ -288,14 +292,7 @@ pub async fn record_unrouted(
 ) -> Result<()> {
     let caller =
         bearer_of(req.headers()).and_then(|t| state.store.read(|tx| session::lookup(tx, &t)).ok());
-    let ua = req
-        .headers()
-        .get(actix_web::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(256)
-        .collect();
+    let ua = user_agent(req.headers());
     let draft = Draft {
         id: uuid::Uuid::new_v4().to_string(),
         name: "UnknownOperation".into(),

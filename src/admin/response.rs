@@ -158,15 +158,21 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 
 /// Answer for a method a path does not support, naming the ones it does.
 pub fn method_not_allowed(allow: &str) -> HttpResponse {
+    let message = format!("this path supports only {allow}");
     let mut res = HttpResponse::MethodNotAllowed();
     if let Ok(v) = HeaderValue::from_str(allow) {
         res.insert_header((header::ALLOW, v));
     }
-    res.json(ErrorBody {
+    let mut res = res.json(ErrorBody {
         code: "method_not_allowed".into(),
-        message: format!("this path supports only {allow}"),
+        message: message.clone(),
         details: None,
-    })
+    });
+    res.extensions_mut().insert(ErrorInfo {
+        code: "method_not_allowed",
+        message,
+    });
+    res
 }
 
 /// A JSON request body that must be an object, decoded strictly into `T`.

@@ -39,7 +39,8 @@ pub enum Noun {
     Logout,
     /// Show who the saved token belongs to.
     Whoami,
-    /// Change your own password (reads current and new password, one per line, from stdin).
+    /// Change your own password (prompts on a terminal; otherwise reads the current and
+    /// the new password, one per line, from standard input).
     Passwd,
     #[command(subcommand)]
     Networks(NetworkCmd),

@@ -268,13 +268,14 @@ impl Client {
             return Ok(n);
         }
         // Backups hold keys and password hashes, exports personal data: owner-only.
-        let partial = dest.with_extension("partial");
+        // A leftover from an interrupted download is removed, so the mode is ours.
+        let partial = PathBuf::from(format!("{}.partial", dest.display()));
+        let _ = std::fs::remove_file(&partial);
         let mut f = {
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(&partial)
                 .with_context(|| format!("cannot write {}", partial.display()))?

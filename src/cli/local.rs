@@ -19,6 +19,9 @@ pub fn config_check(local: &Local) -> Result<i32> {
 }
 
 fn open_stopped(local_dir: &Path) -> Result<(DataDirLock, Store)> {
+    if !local_dir.is_dir() {
+        bail!("there is no data folder {}", local_dir.display());
+    }
     let lock = DataDirLock::acquire(local_dir)?;
     let db = local_dir.join(store::DB_FILE);
     if !db.is_file() {

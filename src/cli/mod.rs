@@ -111,7 +111,9 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Under systemd, "<3>" files the line in the journal at priority err.
+            let prefix = if stderr_is_journal() { "<3>" } else { "" };
+            eprintln!("{prefix}error: {e:#}");
             1
         }
     }

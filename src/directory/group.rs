@@ -80,6 +80,18 @@ pub fn get<'a>(tx: impl Into<Tx<'a>>, network_id: &str, id: &str) -> Result<Secu
     }
 }
 
+/// The group a user or bot is being placed in, named by the request field
+/// `security_group_id`: a missing group is a problem with that field (422), not a
+/// missing resource (404).
+pub fn for_member<'a>(tx: impl Into<Tx<'a>>, network_id: &str, id: &str) -> Result<SecurityGroup> {
+    get(tx, network_id, id).map_err(|_| {
+        Error::validation(vec![FieldProblem::new(
+            "security_group_id",
+            format!("network {network_id} has no security group with id {id:?}"),
+        )])
+    })
+}
+
 pub fn list<'a>(tx: impl Into<Tx<'a>>, network_id: &str) -> Result<Vec<SecurityGroup>> {
     let tx = tx.into();
     let mut ids = Vec::new();

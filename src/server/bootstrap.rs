@@ -2,9 +2,10 @@
 //!
 //! On a store with no admin account, outpost creates the owner (`admin.bootstrap_username`)
 //! and, if there is no network yet, the first network with its default group. The
-//! owner's password comes from `OUTPOST_BOOTSTRAP_ADMIN_PASSWORD` when set (for
-//! automation); otherwise a random one-time password is printed once on stderr — never
-//! through the log — and must be changed at first sign-in.
+//! owner's password comes from the systemd credential `bootstrap-admin-password` or
+//! `OUTPOST_BOOTSTRAP_ADMIN_PASSWORD` when set (for automation); otherwise a random
+//! one-time password is printed once on stderr — never through the log — and must be
+//! changed at first sign-in.
 
 use crate::audit::{self, Draft, Outcome};
 use crate::auth::{Role, admin, password};
@@ -20,7 +21,7 @@ pub const PASSWORD_ENV: &str = "OUTPOST_BOOTSTRAP_ADMIN_PASSWORD";
 pub const PASSWORD_CREDENTIAL: &str = "bootstrap-admin-password";
 
 /// The operator-chosen first password: a systemd credential, else the environment.
-pub fn password_from_environment() -> Result<Option<String>> {
+pub fn password_from_environment() -> Result<Option<ChosenPassword>> {
     if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
         let path = std::path::Path::new(&dir).join(PASSWORD_CREDENTIAL);
         if path.is_file() {
@@ -29,11 +30,20 @@ pub fn password_from_environment() -> Result<Option<String>> {
             })?;
             let p = p.trim_end_matches(['\r', '\n']).to_string();
             if !p.is_empty() {
-                return Ok(Some(p));
+                return Ok(Some(ChosenPassword {
+                    password: p,
+                    source: "the systemd credential bootstrap-admin-password",
+                }));
             }
         }
     }
-    Ok(std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()))
+    Ok(std::env::var(PASSWORD_ENV)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(|password| ChosenPassword {
+            password,
+            source: PASSWORD_ENV,
+        }))
 }
 
 /// What the first start created, if anything.
@@ -41,30 +51,37 @@ pub struct Bootstrapped {
     pub username: String,
     /// The one-time password, when outpost generated it.
     pub generated_password: Option<String>,
+    /// Where an operator-chosen password came from.
+    pub chosen_from: Option<&'static str>,
     pub network_id: Option<String>,
+}
+
+/// A first password chosen by the operator, and where it came from.
+pub struct ChosenPassword {
+    pub password: String,
+    /// `the systemd credential bootstrap-admin-password` or the variable's name.
+    pub source: &'static str,
 }
 
 pub fn run(
     store: &Store,
     config: &Config,
-    env_password: Option<String>,
+    chosen: Option<ChosenPassword>,
 ) -> Result<Option<Bootstrapped>> {
     let has_admin = store.read(|tx| Ok(!admin::list(tx)?.is_empty()))?;
     if has_admin {
         return Ok(None);
     }
     let username = config.admin.bootstrap_username.clone();
-    let (pw, generated) = match env_password {
-        Some(p) => {
-            if let Some(problem) = password::admin_password_problem(&username, &p) {
-                bail!("{PASSWORD_ENV} {problem}");
+    let chosen_from = chosen.as_ref().map(|c| c.source);
+    let (pw, generated) = match chosen {
+        Some(c) => {
+            if let Some(problem) = password::admin_password_problem(&username, &c.password) {
+                bail!("the first owner password from {}: {problem}", c.source);
             }
-            (p, false)
+            (c.password, false)
         }
-        None => {
-            let p = password::random_password(20);
-            (p, true)
-        }
+        None => (password::random_password(20), true),
     };
     let phc = password::hash(&pw)?;
     let network_name = config.bootstrap.network_name.clone();
@@ -89,7 +106,7 @@ pub fn run(
                 parameters: serde_json::json!({
                     "owner": username,
                     "network_name": network_name,
-                    "password_from_environment": !generated,
+                    "password_chosen_by": chosen_from.unwrap_or("generated"),
                 }),
                 result: Outcome::success(0),
                 read_only: false,
@@ -100,6 +117,7 @@ pub fn run(
     Ok(Some(Bootstrapped {
         username,
         generated_password: generated.then_some(pw),
+        chosen_from,
         network_id: net,
     }))
 }
@@ -119,7 +137,10 @@ pub fn announce(b: &Bootstrapped, url: &str) {
             lines.push(" This one-time password is shown only here and is not logged;".into());
             lines.push(" it must be changed at the first sign-in.".into());
         }
-        None => lines.push(format!("   password:  (from {PASSWORD_ENV})")),
+        None => lines.push(format!(
+            "   password:  (from {})",
+            b.chosen_from.unwrap_or(PASSWORD_ENV)
+        )),
     }
     if let Some(n) = &b.network_id {
         lines.push(format!("   first network id: {n}"));

@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 /// Run the appliance until a stop signal arrives.
 pub async fn serve(config: Config) -> Result<()> {
     let started = Instant::now();
+    // Take SIGHUP first: its default action would end the process mid-start-up.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install a SIGHUP handler")?;
     let config = Arc::new(config);
     let _lock = DataDirLock::acquire(&config.data_dir)?;
     let identity = tls::identity(&config)?;
@@ -114,7 +117,11 @@ pub async fn serve(config: Config) -> Result<()> {
     notify::ready(&format!("serving on {}", urls.join(", ")));
 
     let upkeep = tokio::spawn(upkeep(store.clone(), admin_state.clone()));
-    let reload = tokio::spawn(reload_certificates(config.clone(), live_cert.clone()));
+    let reload = tokio::spawn(reload_certificates(
+        config.clone(),
+        live_cert.clone(),
+        hangups,
+    ));
     let watchdog = notify::watchdog_interval().map(|every| {
         let s = store.clone();
         tokio::spawn(async move {
@@ -170,15 +177,11 @@ async fn wait_for_signal() -> &'static str {
 /// Keep the TLS identity fresh without a restart: renew a generated certificate
 /// inside its renewal window (checked every hour), and reload from disk on SIGHUP
 /// (`systemctl reload outpost` after installing new site certificates).
-async fn reload_certificates(config: Arc<Config>, live: Arc<tls::LiveCert>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGHUP; certificates reload only at start");
-            return;
-        }
-    };
+async fn reload_certificates(
+    config: Arc<Config>,
+    live: Arc<tls::LiveCert>,
+    mut hup: tokio::signal::unix::Signal,
+) {
     let mut hourly = tokio::time::interval(Duration::from_secs(3600));
     hourly.tick().await;
     loop {

@@ -31,7 +31,7 @@ pub(crate) trait Op: Send {
 struct TypedOp<F, R> {
     f: F,
     out: Option<Result<R>>,
-    reply: Option<oneshot::Sender<Result<R>>>,
+    reply: oneshot::Sender<Result<R>>,
 }
 
 impl<F, R> Op for TypedOp<F, R>
@@ -54,13 +54,8 @@ where
             (None, Err(e)) => Err(e),
             (None, Ok(())) => Err(Error::internal("a write was never applied")),
         };
-        match (self.reply, result) {
-            (Some(reply), result) => {
-                let _ = reply.send(result);
-            }
-            (None, Err(e)) => tracing::error!(error = %e, "a background write failed"),
-            (None, Ok(_)) => {}
-        }
+        // The caller may have gone (its request was dropped); the write stands anyway.
+        let _ = self.reply.send(result);
     }
 }
 
@@ -99,25 +94,10 @@ impl Committer {
         let op = TypedOp {
             f,
             out: None,
-            reply: Some(reply),
+            reply,
         };
         self.tx.send(Msg::Op(Box::new(op))).map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
-    }
-
-    /// Queue `f` without waiting; failures are logged.
-    pub fn submit<F>(&self, f: F)
-    where
-        F: FnMut(&WriteTransaction) -> Result<()> + Send + 'static,
-    {
-        let op = TypedOp {
-            f,
-            out: None,
-            reply: None,
-        };
-        if self.tx.send(Msg::Op(Box::new(op))).is_err() {
-            tracing::warn!("a background write arrived after the store closed");
-        }
     }
 
     /// Commit everything queued so far, then stop the thread and wait for it to end

@@ -120,14 +120,6 @@ impl Store {
         self.inner.committer.write(f).await
     }
 
-    /// Queue `f` for the next group commit without waiting for it.
-    pub fn submit<F>(&self, f: F)
-    where
-        F: FnMut(&WriteTransaction) -> Result<()> + Send + 'static,
-    {
-        self.inner.committer.submit(f)
-    }
-
     /// Apply `f` in a transaction of its own, on this thread (start-up, maintenance).
     pub fn write_now<R>(&self, f: impl FnOnce(&WriteTransaction) -> Result<R>) -> Result<R> {
         let mut tx = self

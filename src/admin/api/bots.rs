@@ -94,12 +94,7 @@ pub async fn create(
                 .security_group_id
                 .clone()
                 .unwrap_or(n.default_group_id.clone());
-            group::get(tx, &nid, &gid).map_err(|_| {
-                Error::validation(vec![FieldProblem::new(
-                    "security_group_id",
-                    format!("network {nid} has no security group with id {gid:?}"),
-                )])
-            })?;
+            group::for_member(tx, &nid, &gid)?;
             let mut u = User::new(&nid, UserKind::Bot, name, gid);
             if let Some(d) = &b.display_name {
                 u.display_name = validate::name(d, user::NAME_MAX)
@@ -176,15 +171,7 @@ pub async fn update(
                     .map_err(|e| Error::validation(vec![FieldProblem::new("display_name", e)]))?;
             }
             if let Some(gid) = &b.security_group_id {
-                group::get(tx, &p.network_id, gid).map_err(|_| {
-                    Error::validation(vec![FieldProblem::new(
-                        "security_group_id",
-                        format!(
-                            "network {} has no security group with id {gid:?}",
-                            p.network_id
-                        ),
-                    )])
-                })?;
+                group::for_member(tx, &p.network_id, gid)?;
                 u.group_id = gid.clone();
             }
             if pw_hash.is_some() || token_hash.is_some() {

@@ -1,7 +1,7 @@
 //! Admin API: signing in and out, and changing one's own password.
 
 use super::State;
-use crate::admin::guard::{Audit, source_ip};
+use crate::admin::guard::{Audit, source_ip, user_agent};
 use crate::admin::response::{JsonBody, created, ok};
 use crate::auth::admin::{self as admins, AdminView};
 use crate::auth::{Caller, password, session};
@@ -118,12 +118,7 @@ pub async fn create(
         return Err(bad_credentials());
     }
     let source = source_ip(&req);
-    let ua = req
-        .headers()
-        .get(actix_web::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let ua = user_agent(req.headers());
     let id = admin.id.clone();
     let (token, s, admin) = audit
         .write(&state.store, 201, move |tx| {

@@ -35,7 +35,7 @@ pub(super) fn decode_cursor(cursor: &str) -> Result<Vec<u8>> {
         .ok_or_else(|| {
             Error::bad_request(
                 "invalid_cursor",
-                "the cursor is not one this API returned (it is an even number of hex digits)",
+                "a cursor is an even number of lowercase hex digits, as next_cursor gives it",
             )
         })
 }
@@ -181,12 +181,7 @@ pub async fn create(
                 .security_group_id
                 .clone()
                 .unwrap_or(n.default_group_id.clone());
-            group::get(tx, &nid, &gid).map_err(|_| {
-                Error::validation(vec![FieldProblem::new(
-                    "security_group_id",
-                    format!("network {nid} has no security group with id {gid:?}"),
-                )])
-            })?;
+            group::for_member(tx, &nid, &gid)?;
             let mut u = User::new(&nid, UserKind::User, email, gid);
             profile_problems(
                 &mut u,
@@ -266,15 +261,7 @@ pub async fn update(
                 },
             )?;
             if let Some(gid) = &b.security_group_id {
-                group::get(tx, &p.network_id, gid).map_err(|_| {
-                    Error::validation(vec![FieldProblem::new(
-                        "security_group_id",
-                        format!(
-                            "network {} has no security group with id {gid:?}",
-                            p.network_id
-                        ),
-                    )])
-                })?;
+                group::for_member(tx, &p.network_id, gid)?;
                 u.group_id = gid.clone();
             }
             if let Some(h) = &hash {
