@@ -273,7 +273,13 @@ fn calls_that_match_no_operation_are_recorded_too() {
         .find(|e| e["parameters"]["method"] == "DELETE")
         .unwrap();
     assert!(anon["admin"].is_null());
-    let known = events.iter().find(|e| e["parameters"]["method"] == "PUT").unwrap();
-    assert_eq!(known["admin"]["username"], "owner", "a valid token names the admin");
+    let known = events
+        .iter()
+        .find(|e| e["parameters"]["method"] == "PUT")
+        .unwrap();
+    assert_eq!(
+        known["admin"]["username"], "owner",
+        "a valid token names the admin"
+    );
     assert_eq!(known["result"]["error_code"], "method_not_allowed");
 }

@@ -108,8 +108,10 @@ pub fn create_archive(store: &Store, data_dir: &Path, out: &Path) -> Result<Back
         files,
     };
     let file = private_file(out)?;
+    // The store file has holes (redb grows it in regions); GNU sparse members keep them
+    // out of the archive. GNU tar, bsdtar and Python's tarfile all read them.
     let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
-    tar.sparse(false);
+    tar.sparse(true);
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     let mut header = tar::Header::new_gnu();
     header.set_size(manifest_bytes.len() as u64);
