@@ -28,6 +28,20 @@ fn tool(name: &str) -> PathBuf {
     panic!("{name} is not installed: run scripts/test-deps (the README's test command does)");
 }
 
+/// A linter's verdict: it must exit 0 and say nothing.
+#[track_caller]
+fn silent_success(name: &str, out: std::process::Output) {
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "{name}: {report}"
+    );
+}
+
 #[test]
 fn the_metrics_page_passes_promtool_and_counts_what_happened() {
     let s = Server::start();
@@ -84,16 +98,7 @@ fn the_metrics_page_passes_promtool_and_counts_what_happened() {
         .unwrap()
         .write_all(text.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool: {report}"
-    );
+    silent_success("promtool", child.wait_with_output().unwrap());
 }
 
 #[test]
@@ -160,20 +165,14 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         "ExecStart=/usr/bin/outpost … is expected in the unit"
     );
     std::fs::write(&copy, exec).unwrap();
-    let out = Command::new(tool("systemd-analyze"))
-        .args(["verify", "--man=no"])
-        .arg(&copy)
-        .output()
-        .unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     // It exits 0 even on warnings, so any output is a failure.
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "systemd-analyze: {report}"
+    silent_success(
+        "systemd-analyze",
+        Command::new(tool("systemd-analyze"))
+            .args(["verify", "--man=no"])
+            .arg(&copy)
+            .output()
+            .unwrap(),
     );
 }
 

@@ -246,12 +246,8 @@ pub async fn guard(
     if *scope.recorded.borrow() {
         return Ok(res);
     }
-    let status = res.status().as_u16();
-    let info = res.response().extensions().get::<ErrorInfo>().cloned();
-    let err = info
-        .as_ref()
-        .map(|i| (i.code, i.message.as_str()))
-        .or_else(|| (status >= 400).then_some(("http_error", "")));
+    let (status, info) = outcome_of(&res);
+    let err = info.as_ref().map(|i| (i.code, i.message.as_str()));
     match record(&state.store, &scope, status, err).await {
         Ok(()) => Ok(res),
         Err(e) => {
@@ -261,14 +257,31 @@ pub async fn guard(
     }
 }
 
+/// A response's status and, for errors, the code and message it answered with
+/// (`http_error` for an error response that carried no code of ours).
+fn outcome_of(res: &ServiceResponse<BoxBody>) -> (u16, Option<ErrorInfo>) {
+    let status = res.status().as_u16();
+    let info = res
+        .response()
+        .extensions()
+        .get::<ErrorInfo>()
+        .cloned()
+        .or_else(|| {
+            (status >= 400).then(|| ErrorInfo {
+                code: "http_error",
+                message: String::new(),
+            })
+        });
+    (status, info)
+}
+
 /// Audit a call that matched no operation (wrong method, unknown path) under the name
 /// `UnknownOperation`, naming the admin if the request carried a valid token.
 pub async fn finish_unrouted(
     state: &AdminState,
     res: ServiceResponse<BoxBody>,
 ) -> std::result::Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let status = res.status().as_u16();
-    let info = res.response().extensions().get::<ErrorInfo>().cloned();
+    let (status, info) = outcome_of(&res);
     let (code, message) = info
         .as_ref()
         .map(|i| (i.code, i.message.as_str()))

@@ -61,9 +61,7 @@ async fn hash(username: &str, pw: &str) -> Result<String> {
         )]));
     }
     let p = pw.to_string();
-    web::block(move || password::hash(&p))
-        .await
-        .map_err(|e| Error::internal(format!("password hashing was interrupted: {e}")))?
+    super::blocking("password hashing", move || password::hash(&p)).await?
 }
 
 #[utoipa::path(post, path = "/admins", operation_id = "CreateAdmin", tag = "admins",

@@ -119,7 +119,7 @@ pub async fn list(
 pub async fn export(state: State, q: web::Query<AuditFilter>) -> Result<HttpResponse> {
     let f = q.filter()?;
     let store = state.store.clone();
-    let body = web::block(move || {
+    let body = super::blocking("the export", move || {
         let mut out = Vec::new();
         store.read(|tx| {
             audit::for_each(tx, &f, |e| {
@@ -131,8 +131,7 @@ pub async fn export(state: State, q: web::Query<AuditFilter>) -> Result<HttpResp
         })?;
         Ok::<_, Error>(out)
     })
-    .await
-    .map_err(|e| Error::internal(format!("the export was interrupted: {e}")))??;
+    .await??;
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .insert_header((
@@ -147,8 +146,7 @@ pub async fn export(state: State, q: web::Query<AuditFilter>) -> Result<HttpResp
         description = "The check ran; `ok` says whether the chain is intact")))]
 pub async fn verify(state: State) -> Result<HttpResponse> {
     let store = state.store.clone();
-    let report = web::block(move || store.read(|tx| audit::verify(tx)))
-        .await
-        .map_err(|e| Error::internal(format!("verification was interrupted: {e}")))??;
+    let report =
+        super::blocking("verification", move || store.read(|tx| audit::verify(tx))).await??;
     Ok(ok(&report))
 }

@@ -4,7 +4,7 @@
 use super::State;
 use crate::error::{Error, Result};
 use crate::store;
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
 use futures_util::StreamExt;
 
 #[utoipa::path(post, path = "/backup", operation_id = "CreateBackup", tag = "operations",
@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 pub async fn create(state: State) -> Result<HttpResponse> {
     let data_dir = state.data_dir.clone();
     let store = state.store.clone();
-    let (file, manifest) = web::block(move || {
+    let (file, manifest) = super::blocking("the backup", move || {
         let tmp = tempfile::Builder::new()
             .prefix(".backup-out-")
             .tempfile_in(&data_dir)
@@ -27,8 +27,7 @@ pub async fn create(state: State) -> Result<HttpResponse> {
         })?;
         Ok::<_, Error>((file, manifest))
     })
-    .await
-    .map_err(|e| Error::internal(format!("the backup was interrupted: {e}")))??;
+    .await??;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file))
         .map(|r| r.map_err(actix_web::error::ErrorInternalServerError));

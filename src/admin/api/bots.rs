@@ -58,9 +58,7 @@ async fn hash(pw: &Secret) -> Result<String> {
         )]));
     }
     let p = pw.expose().to_string();
-    web::block(move || password::hash(&p))
-        .await
-        .map_err(|e| Error::internal(format!("password hashing was interrupted: {e}")))?
+    super::blocking("password hashing", move || password::hash(&p)).await?
 }
 
 #[utoipa::path(post, path = "/networks/{network_id}/bots", operation_id = "CreateBot", tag = "bots",

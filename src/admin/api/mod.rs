@@ -138,3 +138,14 @@ impl PageQuery {
         })
     }
 }
+
+/// Run CPU- or disk-heavy work (password hashing, exports, CSV parsing) on the
+/// blocking pool, off the HTTP workers; `what` names it if the pool fails.
+pub async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    web::block(f)
+        .await
+        .map_err(|e| Error::internal(format!("{what} was interrupted: {e}")))
+}

@@ -78,9 +78,7 @@ pub async fn create(
         session_key: String::new(),
     });
     let (pw, phc) = (b.password.expose().to_string(), admin.password_hash.clone());
-    let good = web::block(move || password::verify(&pw, &phc))
-        .await
-        .map_err(|e| Error::internal(format!("password check was interrupted: {e}")))?;
+    let good = super::blocking("password check", move || password::verify(&pw, &phc)).await?;
     // A lock is revealed only to someone who knows the password, so that answers
     // never tell which usernames exist; wrong guesses while locked count for nothing.
     if admin.is_locked(Utc::now()) {
@@ -213,9 +211,10 @@ pub async fn change_password(
         caller.admin.password_hash.clone(),
     );
     let new = b.new_password.expose().to_string();
-    let (good, new_hash) = web::block(move || (password::verify(&cur, &phc), password::hash(&new)))
-        .await
-        .map_err(|e| Error::internal(format!("password hashing was interrupted: {e}")))?;
+    let (good, new_hash) = super::blocking("password hashing", move || {
+        (password::verify(&cur, &phc), password::hash(&new))
+    })
+    .await?;
     if !good {
         return Err(Error::forbidden(
             "current_password_incorrect",

@@ -143,9 +143,7 @@ async fn hash_for_group(
         )]));
     }
     let p = password.expose().to_string();
-    web::block(move || password::hash(&p))
-        .await
-        .map_err(|e| Error::internal(format!("password hashing was interrupted: {e}")))?
+    super::blocking("password hashing", move || password::hash(&p)).await?
 }
 
 fn profile_problems(u: &mut User, p: &Profile) -> Result<()> {
@@ -393,14 +391,13 @@ pub async fn export(state: State, path: web::Path<NetworkPath>) -> Result<HttpRe
     let nid = path.into_inner().network_id;
     let store = state.store.clone();
     let n = nid.clone();
-    let csv = web::block(move || {
+    let csv = super::blocking("the export", move || {
         store.read(|tx| {
             network::get(tx, &n)?;
             bulk::export(Tx::from(tx), &n)
         })
     })
-    .await
-    .map_err(|e| Error::internal(format!("the export was interrupted: {e}")))??;
+    .await??;
     Ok(csv_response(&format!("outpost-users-{nid}.csv"), csv))
 }
 
@@ -442,9 +439,10 @@ async fn run_bulk(
     let bytes = read_body(payload, state.config.http.max_upload_bytes).await?;
     audit.param("bytes", bytes.len());
     let max_rows = state.config.admin.bulk_max_rows;
-    let file = web::block(move || bulk::parse(&bytes, action, max_rows))
-        .await
-        .map_err(|e| Error::internal(format!("reading the file was interrupted: {e}")))??;
+    let file = super::blocking("reading the file", move || {
+        bulk::parse(&bytes, action, max_rows)
+    })
+    .await??;
     audit.param("rows", file.total);
     let rows = std::sync::Arc::new(file);
     let status = if action == BulkAction::Invite {
