@@ -22,6 +22,8 @@ pub enum Kind {
     Forbidden,
     /// The named resource does not exist.
     NotFound,
+    /// The path exists but does not support the method.
+    MethodNotAllowed,
     /// The request conflicts with existing state (duplicate e-mail, wrong state).
     Conflict,
     /// The request is well-formed but a value is out of range or a rule is broken.
@@ -44,6 +46,7 @@ impl Kind {
             Kind::Unauthorized => 401,
             Kind::Forbidden => 403,
             Kind::NotFound => 404,
+            Kind::MethodNotAllowed => 405,
             Kind::Conflict => 409,
             Kind::Invalid => 422,
             Kind::TooLarge => 413,

@@ -158,20 +158,15 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 
 /// Answer for a method a path does not support, naming the ones it does.
 pub fn method_not_allowed(allow: &str) -> HttpResponse {
-    let message = format!("this path supports only {allow}");
-    let mut res = HttpResponse::MethodNotAllowed();
+    let mut res = Error::new(
+        Kind::MethodNotAllowed,
+        "method_not_allowed",
+        format!("this path supports only {allow}"),
+    )
+    .error_response();
     if let Ok(v) = HeaderValue::from_str(allow) {
-        res.insert_header((header::ALLOW, v));
+        res.headers_mut().insert(header::ALLOW, v);
     }
-    let mut res = res.json(ErrorBody {
-        code: "method_not_allowed".into(),
-        message: message.clone(),
-        details: None,
-    });
-    res.extensions_mut().insert(ErrorInfo {
-        code: "method_not_allowed",
-        message,
-    });
     res
 }
 

@@ -106,7 +106,7 @@ pub fn reset_all(tx: &WriteTransaction, old: &User) -> Result<(User, u64)> {
         }
     }
     let mut u = old.clone();
-    u.auth_epoch += 1;
+    u.end_sessions();
     u.updated_at = Utc::now();
     user::put(tx, Some(old), &u)?;
     Ok((u, n))

@@ -181,6 +181,34 @@ impl User {
         }
     }
 
+    /// End every existing session of the account (devices and API sessions carry the
+    /// epoch they began in).
+    pub fn end_sessions(&mut self) {
+        self.auth_epoch += 1;
+    }
+
+    /// Suspend or unsuspend; suspending ends every session.
+    pub fn mark_suspended(&mut self, suspended: bool) {
+        if self.suspended != suspended {
+            self.suspended = suspended;
+            if suspended {
+                self.end_sessions();
+            }
+        }
+    }
+
+    /// Replace how the account signs in (a password hash, a token hash, or both
+    /// absent); the old credentials' sessions end.
+    pub fn replace_credentials(
+        &mut self,
+        password_hash: Option<String>,
+        token_hash: Option<String>,
+    ) {
+        self.password_hash = password_hash;
+        self.token_hash = token_hash;
+        self.end_sessions();
+    }
+
     /// A new record with every optional field empty.
     pub fn new(network_id: &str, kind: UserKind, username: String, group_id: String) -> User {
         let now = Utc::now();
@@ -255,9 +283,13 @@ fn count(tx: &WriteTransaction, u: &User, delta: i64) -> Result<()> {
 /// Write `new`, replacing `old` (the record as it was read in this transaction),
 /// keeping every index and counter in step.
 pub fn put(tx: &WriteTransaction, old: Option<&User>, new: &User) -> Result<()> {
+    // Counters change only when what they count changes (most updates touch neither).
+    let recount = old.is_none_or(|o| o.status() != new.status() || o.group_id != new.group_id);
     if let Some(o) = old {
         debug_assert_eq!(o.id, new.id);
-        count(tx, o, -1)?;
+        if recount {
+            count(tx, o, -1)?;
+        }
         if o.group_id != new.group_id {
             BY_GROUP.delete(tx, &group_key(&o.group_id, &o.id))?;
         }
@@ -275,7 +307,9 @@ pub fn put(tx: &WriteTransaction, old: Option<&User>, new: &User) -> Result<()> 
     if let (true, Some(until)) = (new.locked, new.locked_until) {
         LOCKS.put(tx, &lock_key(until, &new.id), b"")?;
     }
-    count(tx, new, 1)?;
+    if recount {
+        count(tx, new, 1)?;
+    }
     USERS.put(tx, new.id.as_bytes(), new)
 }
 
@@ -564,10 +598,7 @@ impl Profile {
 pub fn set_suspended(tx: &WriteTransaction, old: &User, suspended: bool) -> Result<User> {
     let mut u = old.clone();
     if u.suspended != suspended {
-        u.suspended = suspended;
-        if suspended {
-            u.auth_epoch += 1;
-        }
+        u.mark_suspended(suspended);
         u.updated_at = Utc::now();
         put(tx, Some(old), &u)?;
     }

@@ -173,17 +173,10 @@ pub async fn update(
                 u.group_id = gid.clone();
             }
             if pw_hash.is_some() || token_hash.is_some() {
-                u.password_hash = pw_hash.clone();
-                u.token_hash = token_hash.clone();
-                u.auth_epoch += 1;
+                u.replace_credentials(pw_hash.clone(), token_hash.clone());
             }
-            if let Some(s) = b.suspended
-                && s != u.suspended
-            {
-                u.suspended = s;
-                if s {
-                    u.auth_epoch += 1;
-                }
+            if let Some(s) = b.suspended {
+                u.mark_suspended(s);
             }
             u.updated_at = chrono::Utc::now();
             user::put(tx, Some(&old), &u)?;

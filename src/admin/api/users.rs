@@ -263,8 +263,7 @@ pub async fn update(
                 u.group_id = gid.clone();
             }
             if let Some(h) = &hash {
-                u.password_hash = Some(h.clone());
-                u.auth_epoch += 1;
+                u.replace_credentials(Some(h.clone()), None);
             }
             u.updated_at = chrono::Utc::now();
             user::put(tx, Some(&old), &u)?;
