@@ -13,5 +13,6 @@ pub mod config;
 pub mod directory;
 pub mod error;
 pub mod metrics;
+pub mod relay;
 pub mod server;
 pub mod store;
