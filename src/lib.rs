@@ -6,6 +6,7 @@
 //! `server` (start-up, TLS, listeners, shutdown) and `cli` (the command line).
 
 pub mod admin;
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cli;

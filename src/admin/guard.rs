@@ -242,7 +242,18 @@ pub async fn guard(
         }
     }
     req.extensions_mut().insert(scope.clone());
+    let relay = req
+        .app_data::<web::Data<std::sync::Arc<crate::relay::Relay>>>()
+        .cloned();
     let res = next.call(req).await?.map_into_boxed_body();
+    // Any successful change may touch what the relay enforces (suspensions, policies,
+    // consent, retention): it drops its cache and every stream re-checks itself.
+    if !action.read_only()
+        && res.status().is_success()
+        && let Some(relay) = relay
+    {
+        relay.directory_changed();
+    }
     if *scope.recorded.borrow() {
         return Ok(res);
     }

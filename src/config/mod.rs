@@ -41,7 +41,48 @@ pub struct Config {
     pub store: StoreConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub relay: RelayConfig,
 }
+
+/// The messaging relay: device streams, mailboxes and attachments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Serve device streams over QUIC too (ALPN `outpost/1`).
+    pub quic: bool,
+    /// UDP addresses for QUIC; empty = the same addresses and ports as HTTPS.
+    pub quic_listen: Vec<SocketAddr>,
+    /// Days an undelivered envelope waits in a mailbox before it is removed (1 … 365).
+    pub mailbox_max_age_days: u64,
+    /// Largest stream frame accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// Largest attachment, in bytes (at most 5 GB).
+    pub max_file_bytes: u64,
+    /// Largest upload chunk, in bytes.
+    pub chunk_max_bytes: usize,
+    /// Hours an uploaded blob that no envelope references is kept.
+    pub unsent_blob_hours: u64,
+    /// Device sign-ins (device registrations) allowed per source address per minute.
+    pub login_attempts_per_minute: u32,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            quic: true,
+            quic_listen: Vec::new(),
+            mailbox_max_age_days: 30,
+            max_frame_bytes: 1024 * 1024,
+            max_file_bytes: 5_000_000_000,
+            chunk_max_bytes: 8 * 1024 * 1024,
+            unsent_blob_hours: 24,
+            login_attempts_per_minute: 30,
+        }
+    }
+}
+
+/// Largest attachment size a site may configure (PRODUCT.md F6: files up to 5 GB).
+pub const MAX_FILE_BYTES: u64 = 5_000_000_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -139,6 +180,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            relay: RelayConfig::default(),
         }
     }
 }
@@ -311,6 +353,34 @@ impl Config {
         }
         if self.http.max_upload_bytes < 1024 {
             return bad("http.max_upload_bytes", "must be at least 1024");
+        }
+        let r = &self.relay;
+        if !(1..=365).contains(&r.mailbox_max_age_days) {
+            return bad("relay.mailbox_max_age_days", "must be between 1 and 365");
+        }
+        if !(64 * 1024..=64 * 1024 * 1024).contains(&r.max_frame_bytes) {
+            return bad(
+                "relay.max_frame_bytes",
+                "must be between 65536 and 67108864 (an envelope carries up to 64 KiB of ciphertext)",
+            );
+        }
+        if r.max_file_bytes == 0 || r.max_file_bytes > MAX_FILE_BYTES {
+            return bad(
+                "relay.max_file_bytes",
+                "must be between 1 and 5000000000 (5 GB)",
+            );
+        }
+        if !(64 * 1024..=64 * 1024 * 1024).contains(&r.chunk_max_bytes) {
+            return bad(
+                "relay.chunk_max_bytes",
+                "must be between 65536 and 67108864",
+            );
+        }
+        if r.unsent_blob_hours == 0 {
+            return bad("relay.unsent_blob_hours", "must be at least 1");
+        }
+        if r.login_attempts_per_minute == 0 {
+            return bad("relay.login_attempts_per_minute", "must be at least 1");
         }
         if self.admin.bootstrap_username.trim().is_empty() {
             return bad("admin.bootstrap_username", "must not be empty");

@@ -22,6 +22,8 @@ pub enum DeviceStatus {
     Active,
     /// Reset by an admin: its keys and sessions no longer work.
     Reset,
+    /// Revoked by its owner.
+    Revoked,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -35,9 +37,38 @@ pub struct Device {
     pub status: DeviceStatus,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// base64 X25519 public key (HPKE), once published.
+    #[serde(default)]
+    pub x25519: Option<String>,
+    /// base64 Ed25519 public key (signatures), once published.
+    #[serde(default)]
+    pub ed25519: Option<String>,
+    /// The account's auth epoch when the device registered; a raised epoch ends it.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub auth_epoch: u64,
+    /// The consent pop-up version this device acknowledged.
+    #[serde(default)]
+    pub consent_version: Option<u64>,
 }
 
-fn key(user_id: &str, device_id: &str) -> Vec<u8> {
+impl Device {
+    /// Both public keys, once published.
+    pub fn keys(&self) -> Option<(&str, &str)> {
+        Some((self.x25519.as_deref()?, self.ed25519.as_deref()?))
+    }
+}
+
+/// Where a device token points.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRef {
+    pub user_id: String,
+    pub device_id: String,
+}
+
+pub(crate) const TOKENS: Table<TokenRef> = Table::new(schema::DEVICE_TOKENS);
+
+pub fn key(user_id: &str, device_id: &str) -> Vec<u8> {
     Key::new().s(user_id).s(device_id).into_bytes()
 }
 
@@ -89,8 +120,105 @@ pub fn register(
         status: DeviceStatus::Active,
         created_at: Utc::now(),
         last_seen_at: None,
+        x25519: None,
+        ed25519: None,
+        auth_epoch: u.auth_epoch,
+        consent_version: None,
     };
     DEVICES.put(tx, &key(&u.id, &d.id), &d)?;
+    Ok(d)
+}
+
+/// Register a device and issue its token (`od_…`); returns the device and the token,
+/// which is shown once and stored only as a hash.
+pub fn register_with_token(
+    tx: &WriteTransaction,
+    u: &User,
+    name: &str,
+    platform: &str,
+    client_version: &str,
+) -> Result<(Device, String)> {
+    let d = register(tx, u, name, platform, client_version)?;
+    let (token, hash) = crate::auth::password::new_token("od_");
+    TOKENS.put(
+        tx,
+        hash.as_bytes(),
+        &TokenRef {
+            user_id: u.id.clone(),
+            device_id: d.id.clone(),
+        },
+    )?;
+    Ok((d, token))
+}
+
+/// The device a token belongs to, if any.
+pub fn by_token<'a>(tx: impl Into<Tx<'a>>, token: &str) -> Result<Option<TokenRef>> {
+    if !token.starts_with("od_") {
+        return Ok(None);
+    }
+    let hash = crate::auth::password::token_hash(token);
+    TOKENS.get(tx, hash.as_bytes())
+}
+
+/// One device of a user.
+pub fn get<'a>(tx: impl Into<Tx<'a>>, user_id: &str, device_id: &str) -> Result<Device> {
+    DEVICES
+        .get(tx, &key(user_id, device_id))?
+        .ok_or_else(|| Error::not_found("device_not_found", "there is no such device"))
+}
+
+/// Replace a device record.
+pub fn put(tx: &WriteTransaction, d: &Device) -> Result<()> {
+    DEVICES.put(tx, &key(&d.user_id, &d.id), d)
+}
+
+/// Publish a device's public keys (base64, 32 bytes each). Write-once: the same keys
+/// again are accepted, different ones refused.
+pub fn publish_keys(
+    tx: &WriteTransaction,
+    mut d: Device,
+    x25519: &str,
+    ed25519: &str,
+) -> Result<Device> {
+    check_public_keys(x25519, ed25519)?;
+    if let Some((x, e)) = d.keys() {
+        if x == x25519 && e == ed25519 {
+            return Ok(d);
+        }
+        return Err(Error::conflict(
+            "keys_already_published",
+            "this device already published different keys; keys cannot change — register a new device instead",
+        ));
+    }
+    d.x25519 = Some(x25519.to_string());
+    d.ed25519 = Some(ed25519.to_string());
+    put(tx, &d)?;
+    Ok(d)
+}
+
+/// Both keys must be 32 bytes in standard padded base64.
+pub fn check_public_keys(x25519: &str, ed25519: &str) -> Result<()> {
+    use base64::Engine;
+    for (field, v) in [("x25519", x25519), ("ed25519", ed25519)] {
+        let ok = base64::engine::general_purpose::STANDARD
+            .decode(v)
+            .map(|b| b.len() == 32)
+            .unwrap_or(false);
+        if !ok {
+            return Err(Error::invalid(
+                "invalid_key",
+                format!("{field} must be a 32-byte public key in base64 (standard, padded)"),
+            )
+            .with_details(serde_json::json!({ "field": field })));
+        }
+    }
+    Ok(())
+}
+
+/// Revoke a device: its token stops working at once.
+pub fn revoke(tx: &WriteTransaction, mut d: Device) -> Result<Device> {
+    d.status = DeviceStatus::Revoked;
+    put(tx, &d)?;
     Ok(d)
 }
 

@@ -155,6 +155,93 @@ pub mod http {
     });
 }
 
+/// Metrics of the messaging relay.
+pub mod relay {
+    use super::*;
+    use prometheus::IntCounter;
+
+    pub static CONNECTED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+        reg(IntGaugeVec::new(
+            Opts::new(
+                "outpost_relay_connected_devices",
+                "Devices with an open, authenticated stream, by transport.",
+            ),
+            &["transport"],
+        )
+        .expect("valid gauge"))
+    });
+
+    pub static ACCEPTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        reg(IntCounterVec::new(
+            Opts::new(
+                "outpost_relay_envelopes_accepted_total",
+                "Envelopes durably accepted, by kind (retries answered from the first acceptance are not counted).",
+            ),
+            &["kind"],
+        )
+        .expect("valid counter"))
+    });
+
+    pub static DELIVERED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        reg(IntCounterVec::new(
+            Opts::new(
+                "outpost_relay_envelopes_delivered_total",
+                "Envelopes and events written to a device's stream, by transport.",
+            ),
+            &["transport"],
+        )
+        .expect("valid counter"))
+    });
+
+    pub static REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        reg(IntCounterVec::new(
+            Opts::new(
+                "outpost_relay_envelopes_refused_total",
+                "Envelopes refused, by reason (the error code).",
+            ),
+            &["reason"],
+        )
+        .expect("valid counter"))
+    });
+
+    pub static ACKED: LazyLock<IntCounter> = LazyLock::new(|| {
+        reg(IntCounter::new(
+            "outpost_relay_mailbox_acked_total",
+            "Mailbox entries removed because their device acknowledged them.",
+        )
+        .expect("valid counter"))
+    });
+
+    pub static EXPIRED: LazyLock<IntCounter> = LazyLock::new(|| {
+        reg(IntCounter::new(
+            "outpost_relay_mailbox_expired_total",
+            "Mailbox entries removed because their item expired before delivery.",
+        )
+        .expect("valid counter"))
+    });
+
+    pub static MAILBOX_ENTRIES: LazyLock<IntGauge> = LazyLock::new(|| {
+        reg(IntGauge::new(
+            "outpost_relay_mailbox_entries",
+            "Envelopes and events waiting in device mailboxes (all devices).",
+        )
+        .expect("valid gauge"))
+    });
+
+    pub static DELIVERY_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+        reg(Histogram::with_opts(
+            HistogramOpts::new(
+                "outpost_relay_delivery_latency_seconds",
+                "Time from an envelope's acceptance to its delivery on a connected device's stream.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 60.0,
+            ]),
+        )
+        .expect("valid histogram"))
+    });
+}
+
 pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     reg(IntGaugeVec::new(
         Opts::new(
@@ -181,6 +268,16 @@ pub fn init() {
     LazyLock::force(&admin::AUDIT_EVENTS);
     LazyLock::force(&http::REQUESTS);
     LazyLock::force(&http::DURATION);
+    for t in ["websocket", "quic"] {
+        relay::CONNECTED.with_label_values(&[t]);
+        relay::DELIVERED.with_label_values(&[t]);
+    }
+    LazyLock::force(&relay::ACCEPTED);
+    LazyLock::force(&relay::REFUSED);
+    LazyLock::force(&relay::ACKED);
+    LazyLock::force(&relay::EXPIRED);
+    LazyLock::force(&relay::MAILBOX_ENTRIES);
+    LazyLock::force(&relay::DELIVERY_SECONDS);
 }
 
 /// The text exposition of every registered metric.

@@ -1,3 +1,449 @@
-//! The messaging relay (PRODUCT.md F6): routes and stores end-to-end-encrypted
-//! envelopes between devices without ever seeing plaintext.
+//! The messaging relay (PRODUCT.md F6, F11, F2 enforcement): routes and stores
+//! end-to-end-encrypted envelopes between devices without ever seeing plaintext.
+//!
+//! [`Relay`] is the part's typed interface: device authentication, accepting an
+//! envelope (checked by [`policy`], stored by [`mailbox`] in a group commit, pushed
+//! live by [`hub`]), acknowledgements, receipts, membership events, consent and the
+//! periodic purge. Streams ([`session`], over [`websocket`] or [`quic`]) and the REST
+//! handlers (`crate::api`) are thin layers over it.
+
+pub mod blob;
+pub mod compliance;
+pub mod conversation;
 pub mod frame;
+pub mod hub;
+pub mod mailbox;
+pub mod policy;
+pub mod quic;
+pub mod roster;
+pub mod session;
+pub mod websocket;
+
+use crate::config::RelayConfig;
+use crate::directory::device::{self, Device};
+use crate::error::{Error, Result};
+use crate::metrics;
+use crate::store::Store;
+use conversation::Change;
+use frame::{MembershipChange, MembershipEvent, OutgoingEnvelope, Receipt, ServerFrame};
+use hub::{Hub, Prepared, SEALED_PLACEHOLDER};
+use mailbox::{Acceptance, Body, EnvelopeBody, Item, NewItem};
+use roster::{Account, Roster};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A durable result the caller awaits (the commit of an envelope or an ack).
+pub type Pending<T> = Pin<Box<dyn Future<Output = Result<T>> + Send>>;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub struct Relay {
+    pub store: Store,
+    pub config: RelayConfig,
+    pub roster: Roster,
+    pub hub: Arc<Hub>,
+    pub blobs: blob::Blobs,
+}
+
+/// An authenticated device and its account.
+#[derive(Clone)]
+pub struct DeviceSession {
+    pub account: Arc<Account>,
+    pub device: Device,
+}
+
+impl DeviceSession {
+    pub fn user_id(&self) -> &str {
+        &self.account.user.id
+    }
+}
+
+fn invalid_token() -> Error {
+    Error::unauthorized(
+        "invalid_token",
+        "this device token is unknown or no longer valid; sign in again",
+    )
+}
+
+impl Relay {
+    pub fn new(store: Store, config: RelayConfig, data_dir: &std::path::Path) -> Result<Relay> {
+        let blobs = blob::Blobs::new(data_dir, config.max_file_bytes, config.chunk_max_bytes)?;
+        Ok(Relay {
+            roster: Roster::new(store.clone()),
+            store,
+            config,
+            hub: Arc::new(Hub::default()),
+            blobs,
+        })
+    }
+
+    /// The device behind a token, if its account and session are valid.
+    pub fn authenticate(&self, token: &str) -> Result<DeviceSession> {
+        let r = self
+            .store
+            .read(|tx| device::by_token(tx, token))?
+            .ok_or_else(invalid_token)?;
+        let account = self.roster.account(&r.user_id)?.ok_or_else(invalid_token)?;
+        if let Some(e) = account.refusal() {
+            return Err(e);
+        }
+        let device = account.live_device(&r.device_id)?.clone();
+        Ok(DeviceSession { account, device })
+    }
+
+    /// Re-validate a session (after a directory change) and return its current state.
+    pub fn revalidate(&self, s: &DeviceSession) -> Result<DeviceSession> {
+        let account = self
+            .roster
+            .account(s.user_id())?
+            .ok_or_else(|| Error::unauthorized("account_deleted", "this account was deleted"))?;
+        if let Some(e) = account.refusal() {
+            return Err(e);
+        }
+        let device = account.live_device(&s.device.id)?.clone();
+        Ok(DeviceSession { account, device })
+    }
+
+    /// The error a device that has not acknowledged the current consent gets.
+    pub fn consent_required(&self, s: &DeviceSession, fatal_hint: bool) -> Option<Error> {
+        if s.account.consent_ok(s.device.consent_version) {
+            return None;
+        }
+        let c = s.account.consent.clone();
+        Some(
+            Error::forbidden(
+                "consent_required",
+                if fatal_hint {
+                    "the network's consent notice changed: acknowledge it, then connect again"
+                } else {
+                    "acknowledge the network's consent notice first (send authenticate with consent_version)"
+                },
+            )
+            .with_details(serde_json::json!({ "consent": c })),
+        )
+    }
+
+    /// Record that a device acknowledged consent `version` (must be the current one).
+    pub async fn acknowledge_consent(
+        &self,
+        s: &DeviceSession,
+        version: u64,
+    ) -> Result<DeviceSession> {
+        match &s.account.consent {
+            Some(c) if c.version == version => {}
+            None => return Ok(s.clone()),
+            Some(c) => {
+                return Err(Error::conflict(
+                    "consent_version_mismatch",
+                    format!(
+                        "the current consent notice is version {}; show that one and acknowledge it",
+                        c.version
+                    ),
+                )
+                .with_details(serde_json::json!({ "consent": c })));
+            }
+        }
+        let (uid, did) = (s.user_id().to_string(), s.device.id.clone());
+        self.store
+            .write(move |tx| {
+                let mut d = device::get(tx, &uid, &did)?;
+                d.consent_version = Some(version);
+                device::put(tx, &d)
+            })
+            .await?;
+        self.roster.forget_account(s.user_id());
+        self.revalidate(s)
+    }
+
+    /// Check an envelope and queue it for the next commit. The returned future
+    /// resolves once it is durable for every recipient (or was accepted before).
+    pub fn send(&self, s: &DeviceSession, env: OutgoingEnvelope) -> Result<Pending<Acceptance>> {
+        let refused = |e: Error| {
+            metrics::relay::REFUSED.with_label_values(&[e.code]).inc();
+            e
+        };
+        policy::check_shape(&env).map_err(refused)?;
+        let conv = self
+            .roster
+            .conversation(&env.conversation_id)
+            .map_err(refused)?
+            .filter(|c| c.member(s.user_id()).is_some())
+            .ok_or_else(|| {
+                refused(Error::not_found(
+                    "conversation_not_found",
+                    "there is no such conversation, or you are not a member of it",
+                ))
+            })?;
+        let mut members = Vec::with_capacity(conv.members.len());
+        for id in conv.member_ids() {
+            if let Some(a) = self.roster.account(id).map_err(refused)? {
+                members.push(a);
+            }
+        }
+        let verdict =
+            policy::check(&env, &s.account, &s.device.id, &conv, &members).map_err(refused)?;
+        if !env.attachments.is_empty() {
+            let uid = s.user_id().to_string();
+            let ok = self.store.read(|tx| {
+                for a in &env.attachments {
+                    if !blob::attachable(tx, &a.blob_id, &uid)? {
+                        return Ok(Some(a.blob_id.clone()));
+                    }
+                }
+                Ok(None)
+            });
+            if let Some(bad) = ok.map_err(refused)? {
+                return Err(refused(
+                    Error::invalid(
+                        "blob_not_found",
+                        "an attachment does not exist, is not completely uploaded, or is not yours to send",
+                    )
+                    .with_details(serde_json::json!({ "blob_id": bad })),
+                ));
+            }
+        }
+        let server_time = now_ms();
+        let max_age = self.config.mailbox_max_age_days * 86_400;
+        let expires_at = server_time + verdict.ttl_secs.min(max_age) * 1000;
+        let kind = env.kind;
+        let recipients: Vec<(String, String)> = env
+            .keys
+            .into_iter()
+            .map(|k| (k.device_id, k.sealed))
+            .collect();
+        let item = Item {
+            server_time,
+            expires_at,
+            devices: recipients.iter().map(|(d, _)| d.clone()).collect(),
+            body: Body::Envelope(EnvelopeBody {
+                conversation_id: env.conversation_id,
+                sender_user_id: s.user_id().to_string(),
+                sender_device_id: s.device.id.clone(),
+                client_msg_id: env.client_msg_id.clone(),
+                kind,
+                bor_secs: env.bor_secs,
+                forwarded: env.forwarded,
+                ciphertext: env.ciphertext,
+                attachments: env.attachments,
+                signature: env.signature,
+            }),
+        };
+        let idem = Some((s.device.id.clone(), env.client_msg_id));
+        let fut = self.commit(item, recipients, verdict.members, idem)?;
+        Ok(Box::pin(async move {
+            let a = fut.await?;
+            if !a.duplicate {
+                metrics::relay::ACCEPTED
+                    .with_label_values(&[kind.as_str()])
+                    .inc();
+            }
+            Ok(a)
+        }))
+    }
+
+    /// Queue an item for its recipients; once durable, push it to those connected.
+    fn commit(
+        &self,
+        item: Item,
+        recipients: Vec<(String, String)>,
+        grant_users: Vec<String>,
+        idempotency: Option<(String, String)>,
+    ) -> Result<Pending<Acceptance>> {
+        let frame = item.frame(0, SEALED_PLACEHOLDER);
+        let json = serde_json::to_string(&frame)
+            .map_err(|e| Error::internal(format!("encoding a frame: {e}")))?;
+        let new = NewItem::new(&item, recipients, grant_users, idempotency)?;
+        let recipients = new.recipients.clone();
+        let hub_push: Box<dyn FnOnce(&Acceptance) + Send> = {
+            let hub = self.hub.clone();
+            Box::new(move |a: &Acceptance| {
+                if !a.duplicate && !recipients.is_empty() {
+                    let p = Arc::new(Prepared::new(a.seq, a.server_time, &json, recipients));
+                    hub.push(&p);
+                }
+            })
+        };
+        let fut = self
+            .store
+            .queue_write(move |tx| mailbox::store_item(tx, &new), Some(hub_push));
+        Ok(Box::pin(fut))
+    }
+
+    /// Remove a device's mailbox entries up to `up_to` (durable when the future resolves).
+    pub fn ack(&self, device_id: &str, up_to: u64) -> Pending<u64> {
+        let d = device_id.to_string();
+        let fut = self
+            .store
+            .queue_write(move |tx| mailbox::ack(tx, &d, up_to), None);
+        Box::pin(async move {
+            let n = fut.await?;
+            metrics::relay::ACKED.inc_by(n);
+            Ok(n)
+        })
+    }
+
+    /// Relay a read receipt to the original sender's devices.
+    pub fn receipt(&self, s: &DeviceSession, mut r: Receipt) -> Result<Pending<Acceptance>> {
+        if !s.account.policy.read_receipts {
+            return Err(Error::forbidden(
+                "receipts_disabled",
+                "read receipts are turned off in this network",
+            ));
+        }
+        if r.client_msg_ids.is_empty()
+            || r.client_msg_ids.len() > 1000
+            || !r
+                .client_msg_ids
+                .iter()
+                .all(|id| policy::valid_client_msg_id(id))
+        {
+            return Err(Error::invalid(
+                "invalid_receipt",
+                "a receipt names 1 to 1000 valid client message ids",
+            ));
+        }
+        let conv = self
+            .roster
+            .conversation(&r.conversation_id)?
+            .filter(|c| c.member(s.user_id()).is_some() && c.member(&r.sender_user_id).is_some())
+            .ok_or_else(|| {
+                Error::not_found(
+                    "conversation_not_found",
+                    "there is no such conversation, or you or the sender are not members of it",
+                )
+            })?;
+        r.reader_user_id = s.user_id().to_string();
+        r.read_at = now_ms();
+        let Some(sender) = self.roster.account(&r.sender_user_id)? else {
+            return Ok(Box::pin(async {
+                Ok(Acceptance {
+                    seq: 0,
+                    server_time: now_ms(),
+                    duplicate: false,
+                })
+            }));
+        };
+        let recipients: Vec<(String, String)> = sender
+            .receiving
+            .iter()
+            .map(|d| (d.id.clone(), String::new()))
+            .collect();
+        let server_time = now_ms();
+        let item = Item {
+            server_time,
+            expires_at: server_time + self.config.mailbox_max_age_days * 86_400_000,
+            devices: recipients.iter().map(|(d, _)| d.clone()).collect(),
+            body: Body::Receipt(r),
+        };
+        drop(conv);
+        self.commit(item, recipients, Vec::new(), None)
+    }
+
+    /// Tell everyone who was or is a member about a conversation change (through
+    /// their mailboxes, so offline devices learn it too), and update the cache.
+    pub async fn announce(
+        &self,
+        change: &Change,
+        kind: MembershipChange,
+        actor: &str,
+        user_ids: Vec<String>,
+    ) -> Result<()> {
+        let conv = change.after.as_ref().or(change.before.as_ref());
+        let Some(conv) = conv else { return Ok(()) };
+        self.roster
+            .put_conversation(&conv.id, change.after.as_ref());
+        let mut recipients = Vec::new();
+        let mut compliance = None;
+        for uid in change.audience() {
+            if let Some(a) = self.roster.account(&uid)? {
+                for d in &a.receiving {
+                    recipients.push((d.id.clone(), String::new()));
+                }
+                if compliance.is_none() {
+                    compliance = a.compliance.clone();
+                }
+            }
+        }
+        if let Some(c) = compliance {
+            recipients.push((c.id, String::new()));
+        }
+        let server_time = now_ms();
+        let item = Item {
+            server_time,
+            expires_at: server_time + self.config.mailbox_max_age_days * 86_400_000,
+            devices: recipients.iter().map(|(d, _)| d.clone()).collect(),
+            body: Body::Membership(MembershipEvent {
+                conversation_id: conv.id.clone(),
+                change: kind,
+                actor_user_id: actor.to_string(),
+                user_ids,
+                conversation: change.after.as_ref().map(|c| c.view()),
+            }),
+        };
+        self.commit(item, recipients, Vec::new(), None)?.await?;
+        Ok(())
+    }
+
+    /// An administrator changed the directory: drop the cache and have every stream
+    /// re-check its account, device, consent and policy.
+    pub fn directory_changed(&self) {
+        self.roster.clear();
+        self.hub.recheck_all();
+    }
+
+    /// A device or account of `user_id` changed (revocation, new device, keys).
+    pub fn account_changed(&self, user_id: &str) {
+        self.roster.forget_account(user_id);
+        self.hub.recheck_user(user_id);
+    }
+
+    /// Purge expired items and unreferenced blobs; returns (items, entries, blobs).
+    pub async fn purge(&self) -> Result<(u64, u64, u64)> {
+        let (mut items, mut entries) = (0, 0);
+        loop {
+            let now = now_ms();
+            let (i, e) = self
+                .store
+                .write(move |tx| mailbox::purge_expired(tx, now, 2000))
+                .await?;
+            items += i;
+            entries += e;
+            if i < 2000 {
+                break;
+            }
+        }
+        metrics::relay::EXPIRED.inc_by(entries);
+        let blobs = self
+            .blobs
+            .collect_garbage(
+                &self.store,
+                chrono::Duration::hours(self.config.unsent_blob_hours as i64),
+            )
+            .await?;
+        Ok((items, entries, blobs))
+    }
+
+    /// Frames for a device's waiting mailbox entries after `after` (at most `limit`).
+    pub fn backlog(
+        &self,
+        device_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, ServerFrame)>> {
+        let now = now_ms();
+        let page = self
+            .store
+            .read(|tx| mailbox::page(tx, device_id, after, limit, now))?;
+        Ok(page
+            .into_iter()
+            .map(|w| (w.seq, w.item.frame(w.seq, &w.sealed)))
+            .collect())
+    }
+}

@@ -54,13 +54,29 @@ pub async fn serve(config: Config) -> Result<()> {
         started,
         tera: health::templates(),
     }));
+    let relay = Arc::new(
+        crate::relay::Relay::new(store.clone(), config.relay.clone(), &config.data_dir)
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+    );
+    let relay_data = web::Data::new(relay.clone());
+    let client_api = web::Data::new(crate::api::ClientApi {
+        relay: relay.clone(),
+        limiter: LoginLimiter::new(config.relay.login_attempts_per_minute),
+    });
     let json_limit = config.http.max_json_bytes;
     let metrics_on = config.metrics.enabled;
-    let (hs, ad) = (health.clone(), admin_state.clone());
+    let (hs, ad, rd, ca) = (
+        health.clone(),
+        admin_state.clone(),
+        relay_data.clone(),
+        client_api.clone(),
+    );
     let mut server = HttpServer::new(move || {
         let mut app = App::new()
             .app_data(hs.clone())
             .app_data(ad.clone())
+            .app_data(rd.clone())
+            .app_data(ca.clone())
             .wrap(middleware::from_fn(crate::metrics::track))
             .wrap(
                 middleware::DefaultHeaders::new()
@@ -73,6 +89,7 @@ pub async fn serve(config: Config) -> Result<()> {
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
             .configure(|cfg| admin::configure(cfg, json_limit))
+            .configure(|cfg| crate::api::configure(cfg, json_limit))
             .default_service(web::to(admin::response::not_found));
         if metrics_on {
             app = app.route("/metrics", web::get().to(health::metrics));
@@ -96,6 +113,22 @@ pub async fn serve(config: Config) -> Result<()> {
     let server = server.run();
     let handle = server.handle();
     let running = tokio::spawn(server);
+    let quic = if config.relay.quic {
+        let addrs: Vec<SocketAddr> = if config.relay.quic_listen.is_empty() {
+            bound.clone()
+        } else {
+            config.relay.quic_listen.clone()
+        };
+        let eps = crate::relay::quic::listen(relay.clone(), &addrs, tls_config.clone())?;
+        for ep in &eps {
+            if let Ok(a) = ep.local_addr() {
+                tracing::info!("listening for QUIC device streams on udp {a}");
+            }
+        }
+        eps
+    } else {
+        Vec::new()
+    };
 
     health.listening.store(true, Ordering::Release);
     let urls: Vec<String> = bound.iter().map(|a| format!("https://{a}")).collect();
@@ -116,7 +149,7 @@ pub async fn serve(config: Config) -> Result<()> {
     tracing::info!(ready_ms = format!("{ready_ms:.1}"), "outpost is ready");
     notify::ready(&format!("serving on {}", urls.join(", ")));
 
-    let upkeep = tokio::spawn(upkeep(store.clone(), admin_state.clone()));
+    let upkeep = tokio::spawn(upkeep(store.clone(), admin_state.clone(), relay.clone()));
     let reload = tokio::spawn(reload_certificates(
         config.clone(),
         live_cert.clone(),
@@ -137,8 +170,14 @@ pub async fn serve(config: Config) -> Result<()> {
     tracing::info!("received {signal}; stopping (in-flight requests may finish)");
     notify::stopping();
     health.stopping.store(true, Ordering::Release);
+    for ep in &quic {
+        ep.close(0u32.into(), b"shutting down");
+    }
     handle.stop(true).await;
     let _ = running.await;
+    for ep in &quic {
+        let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
+    }
     upkeep.abort();
     reload.abort();
     if let Some(w) = watchdog {
@@ -146,6 +185,9 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     drop(admin_state);
     drop(health);
+    drop(client_api);
+    drop(relay_data);
+    drop(relay);
     store.close();
     tracing::info!("stopped cleanly");
     Ok(())
@@ -215,9 +257,11 @@ async fn reload_certificates(
     }
 }
 
-/// Periodic housekeeping: expired user locks, expired admin sessions, idle rate-limit state.
-async fn upkeep(store: Store, admin: web::Data<AdminState>) {
+/// Periodic housekeeping: expired user locks, expired admin sessions, idle rate-limit
+/// state, expired relay items and unreferenced attachments.
+async fn upkeep(store: Store, admin: web::Data<AdminState>, relay: Arc<crate::relay::Relay>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
+    let unlocked_any = std::sync::atomic::AtomicBool::new(false);
     loop {
         tick.tick().await;
         let now = chrono::Utc::now();
@@ -231,6 +275,9 @@ async fn upkeep(store: Store, admin: web::Data<AdminState>) {
             .await
         {
             Ok((unlocked, purged)) if unlocked + purged > 0 => {
+                if unlocked > 0 {
+                    unlocked_any.store(true, Ordering::Release);
+                }
                 tracing::info!(
                     unlocked,
                     purged,
@@ -241,5 +288,20 @@ async fn upkeep(store: Store, admin: web::Data<AdminState>) {
             Err(e) => tracing::warn!(error = %e, "upkeep failed"),
         }
         admin.limiter.sweep();
+        match relay.purge().await {
+            Ok((items, entries, blobs)) if items + blobs > 0 => {
+                tracing::info!(
+                    items,
+                    entries,
+                    blobs,
+                    "upkeep: purged expired envelopes and unreferenced attachments"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "relay purge failed"),
+        }
+        if unlocked_any.swap(false, Ordering::AcqRel) {
+            relay.directory_changed();
+        }
     }
 }

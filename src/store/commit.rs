@@ -28,10 +28,14 @@ pub(crate) trait Op: Send {
     fn finish(self: Box<Self>, commit: Result<()>);
 }
 
+/// Called on the committer thread, in commit order, once an operation's write is durable.
+pub(crate) type OnCommit<R> = Box<dyn FnOnce(&R) + Send>;
+
 struct TypedOp<F, R> {
     f: F,
     out: Option<Result<R>>,
     reply: oneshot::Sender<Result<R>>,
+    on_commit: Option<OnCommit<R>>,
 }
 
 impl<F, R> Op for TypedOp<F, R>
@@ -49,7 +53,12 @@ where
     fn finish(self: Box<Self>, commit: Result<()>) {
         let result = match (self.out, commit) {
             (Some(Err(e)), _) => Err(e),
-            (Some(Ok(v)), Ok(())) => Ok(v),
+            (Some(Ok(v)), Ok(())) => {
+                if let Some(hook) = self.on_commit {
+                    hook(&v);
+                }
+                Ok(v)
+            }
             (Some(Ok(_)), Err(e)) => Err(e),
             (None, Err(e)) => Err(e),
             (None, Ok(())) => Err(Error::internal("a write was never applied")),
@@ -90,14 +99,33 @@ impl Committer {
         F: FnMut(&WriteTransaction) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
+        self.queue(f, None).await
+    }
+
+    /// Queue `f` now (so operations queued one after another commit in that order) and
+    /// return a future of its durable result. `on_commit` runs on the committer thread
+    /// right after the commit, before the result is handed back, in commit order.
+    pub fn queue<R, F>(
+        &self,
+        f: F,
+        on_commit: Option<OnCommit<R>>,
+    ) -> impl std::future::Future<Output = Result<R>> + Send + 'static
+    where
+        F: FnMut(&WriteTransaction) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         let op = TypedOp {
             f,
             out: None,
             reply,
+            on_commit,
         };
-        self.tx.send(Msg::Op(Box::new(op))).map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        let sent = self.tx.send(Msg::Op(Box::new(op)));
+        async move {
+            sent.map_err(|_| stopped())?;
+            rx.await.map_err(|_| stopped())?
+        }
     }
 
     /// Commit everything queued so far, then stop the thread and wait for it to end

@@ -17,7 +17,7 @@ mod table;
 pub use backup::{BackupManifest, RestoreReport, create_archive, restore_archive};
 pub use key::Key;
 pub use lock::{DataDirLock, LockError, create_private_dir};
-pub use table::{RawTable, Table, Tx};
+pub use table::{OpenTable, RawTable, Table, Tx};
 
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
@@ -118,6 +118,21 @@ impl Store {
         R: Send + 'static,
     {
         self.inner.committer.write(f).await
+    }
+
+    /// Queue `f` for the next group commit now and return a future of its durable
+    /// result; `on_commit` runs on the committer thread once it is durable, in commit
+    /// order (the relay pushes deliveries from there, so they leave in `seq` order).
+    pub fn queue_write<R, F>(
+        &self,
+        f: F,
+        on_commit: Option<commit::OnCommit<R>>,
+    ) -> impl std::future::Future<Output = Result<R>> + Send + 'static
+    where
+        F: FnMut(&WriteTransaction) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.inner.committer.queue(f, on_commit)
     }
 
     /// Apply `f` in a transaction of its own, on this thread (start-up, maintenance).

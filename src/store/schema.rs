@@ -38,7 +38,33 @@ pub const ADMIN_SESSIONS: &str = "admin_sessions";
 /// Audit events by sequence number (u64).
 pub const AUDIT: &str = "audit";
 
-/// Every table, in creation order.
+/// Device tokens: SHA-256 of the token → user id, device id.
+pub const DEVICE_TOKENS: &str = "device_tokens";
+/// The compliance (data-retention) device of each network, by network id.
+pub const COMPLIANCE_DEVICES: &str = "compliance_devices";
+/// Conversations (direct and rooms) by id.
+pub const CONVERSATIONS: &str = "conversations";
+/// Index: user id, conversation id → ().
+pub const CONVERSATIONS_BY_USER: &str = "conversations_by_user";
+/// Index: network id, user id, user id (sorted) → the direct conversation's id.
+pub const DIRECT_CONVERSATIONS: &str = "direct_conversations";
+/// Relay items (envelopes and events) by seq (u64): stored once, referenced by mailboxes.
+pub const RELAY_ITEMS: &str = "relay_items";
+/// Relay item seq → how many mailbox entries still reference it (u32).
+pub const RELAY_REFS: &str = "relay_refs";
+/// Mailboxes: device id, seq → this device's part of the item (its sealed key).
+pub const MAILBOX: &str = "mailbox";
+/// Index: expiry (ms, u64), seq → sender device and client message id.
+pub const RELAY_EXPIRY: &str = "relay_expiry";
+/// Accepted envelopes by sending device and client message id → the acceptance,
+/// so retries are answered with the first one.
+pub const RELAY_SENT: &str = "relay_sent";
+/// Attachment blobs by id.
+pub const BLOBS: &str = "blobs";
+/// Index: blob id, user id → (): who may download a blob.
+pub const BLOB_ACCESS: &str = "blob_access";
+
+/// Every table of the first schema version, in creation order.
 pub const ALL: &[&str] = &[
     META,
     COUNTERS,
@@ -61,13 +87,40 @@ const VERSION_KEY: &[u8] = b"schema_version";
 type Migration = fn(&WriteTransaction) -> Result<()>;
 
 /// Migrations in order; entry `i` brings a store from version `i` to `i + 1`.
-const MIGRATIONS: &[(&str, Migration)] = &[("create the initial tables", create_initial_tables)];
+const MIGRATIONS: &[(&str, Migration)] = &[
+    ("create the initial tables", create_initial_tables),
+    ("create the messaging relay's tables", create_relay_tables),
+];
+
+/// Tables added by version 2.
+pub const RELAY_TABLES: &[&str] = &[
+    DEVICE_TOKENS,
+    COMPLIANCE_DEVICES,
+    CONVERSATIONS,
+    CONVERSATIONS_BY_USER,
+    DIRECT_CONVERSATIONS,
+    RELAY_ITEMS,
+    RELAY_REFS,
+    MAILBOX,
+    RELAY_EXPIRY,
+    RELAY_SENT,
+    BLOBS,
+    BLOB_ACCESS,
+];
 
 /// The schema version this binary writes.
 pub const VERSION: u32 = MIGRATIONS.len() as u32;
 
 fn create_initial_tables(tx: &WriteTransaction) -> Result<()> {
     for name in ALL {
+        tx.open_table(def(name))
+            .map_err(|e| store_err("creating tables", e))?;
+    }
+    Ok(())
+}
+
+fn create_relay_tables(tx: &WriteTransaction) -> Result<()> {
+    for name in RELAY_TABLES {
         tx.open_table(def(name))
             .map_err(|e| store_err("creating tables", e))?;
     }

@@ -270,3 +270,71 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
             .scan_raw(self.raw.name, range, reverse, |k, v| f(k, self.decode(v)?))
     }
 }
+
+/// A raw table opened once inside a write transaction, for operations that touch
+/// it many times (the relay's mailbox writes): no per-call table lookup.
+pub struct OpenTable<'tx> {
+    table: redb::Table<'tx, &'static [u8], &'static [u8]>,
+}
+
+impl RawTable {
+    /// Open this table in `tx` for repeated use.
+    pub fn open<'tx>(&self, tx: &'tx WriteTransaction) -> Result<OpenTable<'tx>> {
+        Ok(OpenTable {
+            table: tx
+                .open_table(def(self.name))
+                .map_err(|e| store_err("opening a table", e))?,
+        })
+    }
+}
+
+impl OpenTable<'_> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .table
+            .get(key)
+            .map_err(|e| store_err("reading", e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.table
+            .insert(key, value)
+            .map_err(|e| store_err("writing", e))?;
+        Ok(())
+    }
+
+    /// Remove `key`; returns its value if it existed.
+    pub fn remove(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .table
+            .remove(key)
+            .map_err(|e| store_err("deleting", e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Remove and return every entry in `range`, in key order, at most `limit`.
+    pub fn take_range(
+        &mut self,
+        range: (Bound<&[u8]>, Bound<&[u8]>),
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut keys = Vec::new();
+        {
+            let iter = self
+                .table
+                .range::<&[u8]>(range)
+                .map_err(|e| store_err("scanning", e))?;
+            for item in iter.take(limit) {
+                let (k, v) = item.map_err(|e| store_err("scanning", e))?;
+                keys.push((k.value().to_vec(), v.value().to_vec()));
+            }
+        }
+        for (k, _) in &keys {
+            self.table
+                .remove(k.as_slice())
+                .map_err(|e| store_err("deleting", e))?;
+        }
+        Ok(keys)
+    }
+}

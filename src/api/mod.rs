@@ -1,0 +1,103 @@
+//! The client API under `/api/v1` (PROTOCOL.md §2, §3, §6): what devices call over
+//! REST — sign-in and device keys, consent, user lookup, conversations and
+//! attachments — plus the WebSocket stream's upgrade. Handlers are thin: parse,
+//! call the relay or the directory, map the error.
+
+pub mod blobs;
+pub mod conversations;
+pub mod devices;
+
+use crate::admin::response;
+use crate::auth::LoginLimiter;
+use crate::error::{Error, Result};
+use crate::relay::{DeviceSession, Relay};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// The path prefix of the client API.
+pub const PREFIX: &str = "/api/v1";
+
+/// Shared state of the client API.
+pub struct ClientApi {
+    pub relay: Arc<Relay>,
+    pub limiter: LoginLimiter,
+}
+
+/// The authenticated device behind a request (`Authorization: Bearer od_…`).
+pub struct DeviceCaller(pub DeviceSession);
+
+impl FromRequest for DeviceCaller {
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<DeviceCaller>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().to_string());
+        let api = req.app_data::<web::Data<ClientApi>>().cloned();
+        Box::pin(async move {
+            let api = api.ok_or_else(|| Error::internal("the client API state is missing"))?;
+            let token = token.ok_or_else(|| {
+                Error::unauthorized(
+                    "authentication_required",
+                    "send the device token: Authorization: Bearer od_…",
+                )
+            })?;
+            let relay = api.relay.clone();
+            Ok(DeviceCaller(relay.authenticate(&token)?))
+        })
+    }
+}
+
+/// Register every client API route.
+pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
+    cfg.service(
+        web::scope(PREFIX)
+            .app_data(response::json_config(json_limit))
+            .app_data(response::query_config())
+            .app_data(response::path_config())
+            .route("/stream", web::get().to(crate::relay::websocket::upgrade))
+            .route("/devices", web::post().to(devices::register))
+            .route("/devices", web::get().to(devices::list))
+            .route("/devices/self/keys", web::put().to(devices::publish_keys))
+            .route("/devices/{device_id}", web::delete().to(devices::revoke))
+            .route("/me", web::get().to(devices::me))
+            .route("/consent", web::post().to(devices::consent))
+            .route("/users", web::get().to(devices::lookup))
+            .route("/conversations", web::post().to(conversations::create))
+            .route("/conversations", web::get().to(conversations::list))
+            .route("/conversations/{id}", web::get().to(conversations::get))
+            .route(
+                "/conversations/{id}",
+                web::patch().to(conversations::update),
+            )
+            .route(
+                "/conversations/{id}",
+                web::delete().to(conversations::delete),
+            )
+            .route(
+                "/conversations/{id}/members",
+                web::post().to(conversations::add_members),
+            )
+            .route(
+                "/conversations/{id}/members/{user_id}",
+                web::delete().to(conversations::remove_member),
+            )
+            .route(
+                "/conversations/{id}/devices",
+                web::get().to(conversations::devices),
+            )
+            .route("/blobs", web::post().to(blobs::create))
+            .route("/blobs/{id}", web::put().to(blobs::append))
+            .route("/blobs/{id}", web::get().to(blobs::state))
+            .route("/blobs/{id}/content", web::get().to(blobs::content))
+            .default_service(web::to(response::not_found)),
+    );
+}

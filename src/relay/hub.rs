@@ -1,0 +1,193 @@
+//! The hub: which devices are connected right now, and the live push to them.
+//!
+//! Each open stream registers its device and gets a bounded queue. When an item is
+//! durably committed, the committer thread hands it to the hub, which offers it to
+//! every connected recipient without waiting. The mailbox stays the source of
+//! truth: a device whose queue is full is marked *lagged* and re-reads its mailbox,
+//! so a slow device never slows the relay and never misses anything.
+
+use crate::metrics;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, mpsc};
+
+/// Items a connection may have queued before it is marked lagged.
+const QUEUE: usize = 512;
+
+/// An item's frame, rendered once for all recipients: `head ‖ sealed key ‖ tail`.
+#[derive(Debug)]
+pub struct Prepared {
+    pub seq: u64,
+    pub server_time: u64,
+    head: String,
+    tail: String,
+    /// Each recipient device and its sealed key (empty for events).
+    pub recipients: Vec<(String, String)>,
+}
+
+impl Prepared {
+    /// Render `frame`, whose sealed-key field holds [`SEALED_PLACEHOLDER`], for splitting.
+    pub fn new(
+        seq: u64,
+        server_time: u64,
+        frame_json: &str,
+        recipients: Vec<(String, String)>,
+    ) -> Prepared {
+        let (head, tail) = match frame_json.split_once(SEALED_PLACEHOLDER) {
+            Some((h, t)) => (h.to_string(), t.to_string()),
+            None => (frame_json.to_string(), String::new()),
+        };
+        Prepared {
+            seq,
+            server_time,
+            head,
+            tail,
+            recipients,
+        }
+    }
+
+    /// The frame for recipient number `i`.
+    pub fn frame_for(&self, i: usize) -> String {
+        let sealed = self
+            .recipients
+            .get(i)
+            .map(|(_, s)| s.as_str())
+            .unwrap_or("");
+        let mut s = String::with_capacity(self.head.len() + sealed.len() + self.tail.len());
+        s.push_str(&self.head);
+        s.push_str(sealed);
+        s.push_str(&self.tail);
+        s
+    }
+}
+
+/// Stands in for the sealed key while a delivery frame is rendered once for everyone.
+/// It cannot occur elsewhere in a frame: ids are restricted and payloads are base64.
+pub const SEALED_PLACEHOLDER: &str = "@@sealed@@";
+
+/// One live push: an item and which of its recipients this device is.
+pub struct Push {
+    pub item: Arc<Prepared>,
+    pub index: u32,
+}
+
+struct Conn {
+    id: u64,
+    user_id: String,
+    tx: mpsc::Sender<Push>,
+    lagged: Arc<AtomicBool>,
+    recheck: Arc<Notify>,
+}
+
+/// What a stream gets when it registers.
+pub struct Registration {
+    pub id: u64,
+    pub rx: mpsc::Receiver<Push>,
+    pub lagged: Arc<AtomicBool>,
+    pub recheck: Arc<Notify>,
+    transport: &'static str,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    conns: Mutex<HashMap<String, Conn>>,
+    next_id: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Hub {
+    /// Register `device_id`'s stream. A previous stream of the same device is told to
+    /// re-check, finds it is no longer current, and closes.
+    pub fn register(
+        &self,
+        device_id: &str,
+        user_id: &str,
+        transport: &'static str,
+    ) -> Registration {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let lagged = Arc::new(AtomicBool::new(false));
+        let recheck = Arc::new(Notify::new());
+        let old = lock(&self.conns).insert(
+            device_id.to_string(),
+            Conn {
+                id,
+                user_id: user_id.to_string(),
+                tx,
+                lagged: lagged.clone(),
+                recheck: recheck.clone(),
+            },
+        );
+        if let Some(old) = old {
+            old.recheck.notify_one();
+        }
+        metrics::relay::CONNECTED
+            .with_label_values(&[transport])
+            .inc();
+        Registration {
+            id,
+            rx,
+            lagged,
+            recheck,
+            transport,
+        }
+    }
+
+    /// Whether registration `id` is still the device's current stream.
+    pub fn is_current(&self, device_id: &str, id: u64) -> bool {
+        lock(&self.conns).get(device_id).is_some_and(|c| c.id == id)
+    }
+
+    pub fn unregister(&self, device_id: &str, reg: &Registration) {
+        let mut conns = lock(&self.conns);
+        if conns.get(device_id).is_some_and(|c| c.id == reg.id) {
+            conns.remove(device_id);
+        }
+        metrics::relay::CONNECTED
+            .with_label_values(&[reg.transport])
+            .dec();
+    }
+
+    /// Offer a committed item to its connected recipients (never blocks).
+    pub fn push(&self, item: &Arc<Prepared>) {
+        let conns = lock(&self.conns);
+        for (i, (device, _)) in item.recipients.iter().enumerate() {
+            if let Some(c) = conns.get(device) {
+                let p = Push {
+                    item: item.clone(),
+                    index: i as u32,
+                };
+                if let Err(mpsc::error::TrySendError::Full(_)) = c.tx.try_send(p) {
+                    c.lagged.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Ask the streams of `user_id` to re-check their account (suspension, revocation).
+    pub fn recheck_user(&self, user_id: &str) {
+        for c in lock(&self.conns).values().filter(|c| c.user_id == user_id) {
+            c.recheck.notify_one();
+        }
+    }
+
+    /// Ask every stream to re-check (policy or directory changed).
+    pub fn recheck_all(&self) {
+        for c in lock(&self.conns).values() {
+            c.recheck.notify_one();
+        }
+    }
+
+    /// Connected devices right now.
+    pub fn len(&self) -> usize {
+        lock(&self.conns).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,396 @@
+//! Mailboxes: the durable store-and-forward queue of every device.
+//!
+//! An accepted item (an envelope, a membership event or a receipt) is stored once in
+//! `relay_items` under a `seq` that grows with every item, and each recipient device
+//! gets a mailbox entry `(device, seq) → its sealed key`, all in the same transaction.
+//! `relay_refs` counts the entries still pointing at an item; when a device acks, its
+//! entries go and the item goes with the last one. `relay_expiry` lists every item by
+//! expiry so that expired items are purged even if never delivered, and keeps the
+//! sender's idempotency record (`relay_sent`) until then.
+//!
+//! Everything here runs inside store transactions; the relay queues the writes on
+//! the group committer so that many envelopes share one fsync.
+
+use super::frame::{Attachment, Kind, MembershipEvent, Receipt, ServerFrame};
+use crate::error::{Error, Result};
+use crate::store::{self, Key, OpenTable, RawTable, Tx, schema};
+use redb::WriteTransaction;
+use serde::{Deserialize, Serialize};
+use std::ops::{Bound, ControlFlow};
+
+const ITEMS: RawTable = RawTable::new(schema::RELAY_ITEMS);
+const REFS: RawTable = RawTable::new(schema::RELAY_REFS);
+const MAILBOX: RawTable = RawTable::new(schema::MAILBOX);
+const EXPIRY: RawTable = RawTable::new(schema::RELAY_EXPIRY);
+const SENT: RawTable = RawTable::new(schema::RELAY_SENT);
+const SEQ_KEY: &str = "relay_seq";
+/// Counter of mailbox entries (the mailbox depth metric).
+pub const DEPTH_COUNTER: &str = "relay.mailbox_entries";
+
+/// The content of an envelope the server stores (everything but the sealed keys).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvelopeBody {
+    pub conversation_id: String,
+    pub sender_user_id: String,
+    pub sender_device_id: String,
+    pub client_msg_id: String,
+    pub kind: Kind,
+    pub bor_secs: u64,
+    pub forwarded: bool,
+    pub ciphertext: String,
+    pub attachments: Vec<Attachment>,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Body {
+    Envelope(EnvelopeBody),
+    Membership(MembershipEvent),
+    Receipt(Receipt),
+}
+
+/// An item as stored once in `relay_items`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Item {
+    pub server_time: u64,
+    pub expires_at: u64,
+    /// The devices whose mailboxes hold it (for purging).
+    pub devices: Vec<String>,
+    pub body: Body,
+}
+
+impl Item {
+    /// The blobs this item keeps alive.
+    pub fn blob_ids(&self) -> Vec<String> {
+        match &self.body {
+            Body::Envelope(e) => e.attachments.iter().map(|a| a.blob_id.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The frame for one device, given its sealed key (ignored for events).
+    pub fn frame(&self, seq: u64, sealed: &str) -> ServerFrame {
+        match &self.body {
+            Body::Envelope(e) => ServerFrame::Deliver {
+                envelope: super::frame::Delivery {
+                    seq,
+                    server_time: self.server_time,
+                    conversation_id: e.conversation_id.clone(),
+                    sender_user_id: e.sender_user_id.clone(),
+                    sender_device_id: e.sender_device_id.clone(),
+                    client_msg_id: e.client_msg_id.clone(),
+                    kind: e.kind,
+                    expires_at: self.expires_at,
+                    bor_secs: e.bor_secs,
+                    forwarded: e.forwarded,
+                    sealed_key: sealed.to_string(),
+                    ciphertext: e.ciphertext.clone(),
+                    attachments: e.attachments.clone(),
+                    signature: e.signature.clone(),
+                },
+            },
+            Body::Membership(ev) => ServerFrame::Membership {
+                seq,
+                server_time: self.server_time,
+                event: ev.clone(),
+            },
+            Body::Receipt(r) => ServerFrame::Receipt {
+                seq,
+                server_time: self.server_time,
+                receipt: r.clone(),
+            },
+        }
+    }
+}
+
+/// What the sender is told: the item's seq and acceptance time.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Acceptance {
+    pub seq: u64,
+    pub server_time: u64,
+    #[serde(skip)]
+    pub duplicate: bool,
+}
+
+/// An item to store, with each recipient device's part. The item is encoded before
+/// it reaches the committer, which then only copies bytes.
+pub struct NewItem {
+    pub item_json: Vec<u8>,
+    pub server_time: u64,
+    pub expires_at: u64,
+    pub blob_ids: Vec<String>,
+    /// Users who may download the item's blobs from now on.
+    pub grant_users: Vec<String>,
+    /// (device id, sealed key); the sealed key is empty for events.
+    pub recipients: Vec<(String, String)>,
+    /// (sending device, client message id) for envelopes: retries are idempotent.
+    pub idempotency: Option<(String, String)>,
+}
+
+impl NewItem {
+    pub fn new(
+        item: &Item,
+        recipients: Vec<(String, String)>,
+        grant_users: Vec<String>,
+        idempotency: Option<(String, String)>,
+    ) -> Result<NewItem> {
+        Ok(NewItem {
+            item_json: json(item)?,
+            server_time: item.server_time,
+            expires_at: item.expires_at,
+            blob_ids: item.blob_ids(),
+            grant_users,
+            recipients,
+            idempotency,
+        })
+    }
+}
+
+fn mailbox_key(device_id: &str, seq: u64) -> Vec<u8> {
+    Key::new().s(device_id).u64(seq).into_bytes()
+}
+
+fn sent_key(device_id: &str, client_msg_id: &str) -> Vec<u8> {
+    Key::new().s(device_id).s(client_msg_id).into_bytes()
+}
+
+fn expiry_key(expires_at: u64, seq: u64) -> Vec<u8> {
+    Key::new().u64(expires_at).u64(seq).into_bytes()
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::internal(format!("encoding a relay item: {e}")))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::internal(format!("the stored {what} is unreadable: {e}")))
+}
+
+/// The acceptance of an earlier envelope with the same id from the same device.
+pub fn earlier<'a>(
+    tx: impl Into<Tx<'a>>,
+    device_id: &str,
+    client_msg_id: &str,
+) -> Result<Option<Acceptance>> {
+    match tx
+        .into()
+        .get_raw(schema::RELAY_SENT, &sent_key(device_id, client_msg_id))?
+    {
+        Some(b) => {
+            let mut a: Acceptance = parse(&b, "acceptance")?;
+            a.duplicate = true;
+            Ok(Some(a))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Store an item for every recipient (inside the caller's transaction). A retry of
+/// an envelope already accepted returns the first acceptance and stores nothing.
+pub fn store_item(tx: &WriteTransaction, new: &NewItem) -> Result<Acceptance> {
+    if let Some((dev, id)) = &new.idempotency
+        && let Some(a) = earlier(tx, dev, id)?
+    {
+        return Ok(a);
+    }
+    let seq = next_seq(tx)?;
+    let acceptance = Acceptance {
+        seq,
+        server_time: new.server_time,
+        duplicate: false,
+    };
+    let n = new.recipients.len();
+    if n > 0 {
+        ITEMS.open(tx)?.insert(&seq.to_be_bytes(), &new.item_json)?;
+        REFS.open(tx)?
+            .insert(&seq.to_be_bytes(), &(n as u32).to_be_bytes())?;
+        let mut mb = MAILBOX.open(tx)?;
+        for (device, sealed) in &new.recipients {
+            mb.insert(&mailbox_key(device, seq), sealed.as_bytes())?;
+        }
+        store::counter_add(tx, DEPTH_COUNTER, n as i64)?;
+        super::blob::add_refs(tx, &new.blob_ids)?;
+    }
+    super::blob::grant(tx, &new.blob_ids, &new.grant_users)?;
+    let idem = new
+        .idempotency
+        .as_ref()
+        .map(|(d, m)| sent_key(d, m))
+        .unwrap_or_default();
+    if !idem.is_empty() {
+        SENT.open(tx)?.insert(&idem, &json(&acceptance)?)?;
+    }
+    if n > 0 || !idem.is_empty() {
+        EXPIRY
+            .open(tx)?
+            .insert(&expiry_key(new.expires_at, seq), &idem)?;
+    }
+    Ok(acceptance)
+}
+
+fn next_seq(tx: &WriteTransaction) -> Result<u64> {
+    let cur = store::meta_get(tx, SEQ_KEY)?
+        .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0);
+    let next = cur + 1;
+    store::meta_put(tx, SEQ_KEY, &next.to_be_bytes())?;
+    Ok(next)
+}
+
+/// Drop one reference to item `seq`; removes the item with its last reference.
+fn release(
+    refs: &mut OpenTable<'_>,
+    items: &mut OpenTable<'_>,
+    seq: u64,
+    blobs: &mut Vec<String>,
+) -> Result<()> {
+    let k = seq.to_be_bytes();
+    let left = refs
+        .get(&k)?
+        .and_then(|b| b.try_into().ok().map(u32::from_be_bytes))
+        .unwrap_or(1);
+    if left <= 1 {
+        refs.remove(&k)?;
+        if let Some(b) = items.remove(&k)? {
+            let item: Item = parse(&b, "relay item")?;
+            blobs.extend(item.blob_ids());
+        }
+    } else {
+        refs.insert(&k, &(left - 1).to_be_bytes())?;
+    }
+    Ok(())
+}
+
+/// Remove every mailbox entry of `device_id` with seq ≤ `up_to`; returns how many.
+pub fn ack(tx: &WriteTransaction, device_id: &str, up_to: u64) -> Result<u64> {
+    let lo = mailbox_key(device_id, 0);
+    let hi = mailbox_key(device_id, up_to);
+    let mut removed = 0u64;
+    let mut blobs = Vec::new();
+    {
+        let mut mb = MAILBOX.open(tx)?;
+        let mut refs = REFS.open(tx)?;
+        let mut items = ITEMS.open(tx)?;
+        loop {
+            let taken = mb.take_range((Bound::Included(&lo), Bound::Included(&hi)), 4096)?;
+            if taken.is_empty() {
+                break;
+            }
+            for (k, _) in &taken {
+                if let Some(seq) = crate::store::key::trailing_u64(k) {
+                    release(&mut refs, &mut items, seq, &mut blobs)?;
+                }
+            }
+            removed += taken.len() as u64;
+        }
+    }
+    if removed > 0 {
+        store::counter_add(tx, DEPTH_COUNTER, -(removed as i64))?;
+        super::blob::drop_refs(tx, &blobs)?;
+    }
+    Ok(removed)
+}
+
+/// Remove every mailbox entry of a device (revoked, reset or deleted devices).
+pub fn clear_device(tx: &WriteTransaction, device_id: &str) -> Result<u64> {
+    ack(tx, device_id, u64::MAX)
+}
+
+/// Purge up to `limit` items that expired by `now_ms` (and their idempotency
+/// records); returns (items purged, mailbox entries removed).
+pub fn purge_expired(tx: &WriteTransaction, now_ms: u64, limit: usize) -> Result<(u64, u64)> {
+    let hi = Key::new().u64(now_ms).u64(u64::MAX).into_bytes();
+    let due = EXPIRY
+        .open(tx)?
+        .take_range((Bound::Unbounded, Bound::Included(&hi)), limit)?;
+    let (mut items_n, mut entries) = (0u64, 0u64);
+    let mut blobs = Vec::new();
+    {
+        let mut sent = SENT.open(tx)?;
+        let mut items = ITEMS.open(tx)?;
+        let mut refs = REFS.open(tx)?;
+        let mut mb = MAILBOX.open(tx)?;
+        for (k, idem) in &due {
+            if !idem.is_empty() {
+                sent.remove(idem)?;
+            }
+            let Some(seq) = crate::store::key::trailing_u64(k) else {
+                continue;
+            };
+            if let Some(b) = items.remove(&seq.to_be_bytes())? {
+                let item: Item = parse(&b, "relay item")?;
+                refs.remove(&seq.to_be_bytes())?;
+                for d in &item.devices {
+                    if mb.remove(&mailbox_key(d, seq))?.is_some() {
+                        entries += 1;
+                    }
+                }
+                blobs.extend(item.blob_ids());
+                items_n += 1;
+            }
+        }
+    }
+    if entries > 0 {
+        store::counter_add(tx, DEPTH_COUNTER, -(entries as i64))?;
+    }
+    super::blob::drop_refs(tx, &blobs)?;
+    Ok((items_n, entries))
+}
+
+/// One waiting mailbox entry with its item.
+pub struct Waiting {
+    pub seq: u64,
+    pub sealed: String,
+    pub item: Item,
+}
+
+/// Up to `limit` entries of `device_id` with seq > `after`, in order. Entries whose
+/// item expired are skipped (the purge removes them).
+pub fn page<'a>(
+    tx: impl Into<Tx<'a>> + Copy,
+    device_id: &str,
+    after: u64,
+    limit: usize,
+    now_ms: u64,
+) -> Result<Vec<Waiting>> {
+    let lo = mailbox_key(device_id, after.saturating_add(1));
+    let hi = mailbox_key(device_id, u64::MAX);
+    let mut raw = Vec::new();
+    tx.into().scan_raw(
+        schema::MAILBOX,
+        (Bound::Included(&lo), Bound::Included(&hi)),
+        false,
+        |k, v| {
+            if let Some(seq) = crate::store::key::trailing_u64(k) {
+                raw.push((seq, String::from_utf8_lossy(v).into_owned()));
+            }
+            Ok(if raw.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        },
+    )?;
+    let mut out = Vec::with_capacity(raw.len());
+    for (seq, sealed) in raw {
+        if let Some(b) = tx.into().get_raw(schema::RELAY_ITEMS, &seq.to_be_bytes())? {
+            let item: Item = parse(&b, "relay item")?;
+            if item.expires_at > now_ms {
+                out.push(Waiting { seq, sealed, item });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How many entries wait in a device's mailbox.
+pub fn depth<'a>(tx: impl Into<Tx<'a>>, device_id: &str) -> Result<u64> {
+    let lo = mailbox_key(device_id, 0);
+    let hi = mailbox_key(device_id, u64::MAX);
+    tx.into().count_raw(
+        schema::MAILBOX,
+        (Bound::Included(&lo), Bound::Included(&hi)),
+    )
+}

@@ -1,0 +1,349 @@
+//! One device's stream, whatever carries it (WebSocket or QUIC): authentication and
+//! the consent gate, the mailbox backlog, live deliveries, sends and their
+//! acceptances, acks, receipts, and closing when the account or device stops being
+//! valid (PROTOCOL.md §4).
+//!
+//! Sends are checked and queued in the order they arrive and answered in that order
+//! once durable; the stream keeps reading meanwhile (up to [`MAX_IN_FLIGHT`]), so
+//! one device can pipeline many envelopes into one commit. Acks are coalesced: at
+//! most one ack write per device is in flight, covering everything acked so far.
+
+use super::frame::{ClientFrame, ServerFrame};
+use super::{DeviceSession, Pending, Relay, mailbox::Acceptance};
+use crate::error::Error;
+use crate::metrics;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Sends awaiting their commit before the stream stops reading.
+pub const MAX_IN_FLIGHT: usize = 256;
+/// Time a new stream has to authenticate.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
+/// Mailbox entries read per page of backlog.
+const PAGE: usize = 256;
+
+/// Where frames come from.
+pub trait FrameSource {
+    /// The next frame's text; `None` when the peer closed; an error for a frame the
+    /// transport could not accept (too large, not text).
+    fn next_frame(&mut self) -> impl Future<Output = Option<Result<String, Error>>>;
+}
+
+/// Where frames go.
+pub trait FrameSink {
+    /// Send one frame; false if the connection is gone.
+    fn send_frame(&mut self, text: String) -> impl Future<Output = bool>;
+    /// Close the connection (after a fatal error or when the stream ends).
+    fn close(&mut self) -> impl Future<Output = ()>;
+}
+
+fn encode(f: &ServerFrame) -> String {
+    serde_json::to_string(f).unwrap_or_else(|_| {
+        r#"{"type":"error","code":"internal","message":"a frame could not be encoded","fatal":false}"#.into()
+    })
+}
+
+async fn fatal<W: FrameSink>(sink: &mut W, e: &Error) {
+    sink.send_frame(encode(&ServerFrame::error(e, None, true)))
+        .await;
+    sink.close().await;
+}
+
+fn parse(text: &str) -> Result<ClientFrame, Error> {
+    serde_json::from_str::<ClientFrame>(text).map_err(|e| {
+        let unknown = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string));
+        match unknown {
+            Some(t)
+                if !["authenticate", "send", "ack", "receipt", "ping"].contains(&t.as_str()) =>
+            {
+                Error::bad_request(
+                    "unknown_frame_type",
+                    format!("there is no frame type {t:?}; see PROTOCOL.md §4.1"),
+                )
+            }
+            _ => Error::bad_request("malformed_frame", format!("the frame is not valid: {e}")),
+        }
+    })
+}
+
+/// Run a stream to its end.
+pub async fn run<R: FrameSource, W: FrameSink>(
+    relay: Arc<Relay>,
+    mut src: R,
+    mut sink: W,
+    transport: &'static str,
+) {
+    let Some(mut session) = authenticate(&relay, &mut src, &mut sink).await else {
+        return;
+    };
+    let device_id = session.device.id.clone();
+    let mut reg = relay.hub.register(&device_id, session.user_id(), transport);
+    let ended = serve(
+        &relay,
+        &mut session,
+        &mut reg,
+        &mut src,
+        &mut sink,
+        transport,
+    )
+    .await;
+    relay.hub.unregister(&device_id, &reg);
+    if let Err(e) = ended {
+        fatal(&mut sink, &e).await;
+    } else {
+        sink.close().await;
+    }
+}
+
+async fn authenticate<R: FrameSource, W: FrameSink>(
+    relay: &Relay,
+    src: &mut R,
+    sink: &mut W,
+) -> Option<DeviceSession> {
+    loop {
+        let text = match tokio::time::timeout(AUTH_TIMEOUT, src.next_frame()).await {
+            Err(_) => {
+                let e = Error::unauthorized(
+                    "authentication_required",
+                    "authenticate within 15 seconds of connecting",
+                );
+                fatal(sink, &e).await;
+                return None;
+            }
+            Ok(None) => return None,
+            Ok(Some(Err(e))) => {
+                fatal(sink, &e).await;
+                return None;
+            }
+            Ok(Some(Ok(t))) => t,
+        };
+        let (token, consent_version) = match parse(&text) {
+            Ok(ClientFrame::Authenticate {
+                token,
+                consent_version,
+            }) => (token, consent_version),
+            Ok(_) => {
+                let e = Error::unauthorized(
+                    "authentication_required",
+                    "the first frame must be authenticate",
+                );
+                fatal(sink, &e).await;
+                return None;
+            }
+            Err(e) => {
+                fatal(sink, &e).await;
+                return None;
+            }
+        };
+        let session = match relay.authenticate(&token) {
+            Ok(s) => s,
+            Err(e) => {
+                fatal(sink, &e).await;
+                return None;
+            }
+        };
+        let session = match consent_version {
+            Some(v) if !session.account.consent_ok(session.device.consent_version) => {
+                match relay.acknowledge_consent(&session, v).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        sink.send_frame(encode(&ServerFrame::error(&e, None, false)))
+                            .await;
+                        continue;
+                    }
+                }
+            }
+            _ => session,
+        };
+        if let Some(e) = relay.consent_required(&session, false) {
+            if !sink
+                .send_frame(encode(&ServerFrame::error(&e, None, false)))
+                .await
+            {
+                return None;
+            }
+            continue;
+        }
+        return Some(session);
+    }
+}
+
+/// A send (or receipt) awaiting its commit: the client message id to answer, if any.
+type InFlight =
+    std::pin::Pin<Box<dyn Future<Output = (Option<String>, Result<Acceptance, Error>)> + Send>>;
+
+/// State of the coalesced ack writes.
+struct Acks {
+    wanted: u64,
+    written: u64,
+    in_flight: Option<(u64, Pending<u64>)>,
+}
+
+async fn serve<R: FrameSource, W: FrameSink>(
+    relay: &Relay,
+    session: &mut DeviceSession,
+    reg: &mut super::hub::Registration,
+    src: &mut R,
+    sink: &mut W,
+    transport: &'static str,
+) -> Result<(), Error> {
+    let device_id = session.device.id.clone();
+    let pending_n = relay
+        .store
+        .read(|tx| super::mailbox::depth(tx, &device_id))
+        .unwrap_or(0);
+    let ready = ServerFrame::Ready {
+        user_id: session.user_id().to_string(),
+        device_id: device_id.clone(),
+        network_id: session.account.user.network_id.clone(),
+        policy: session.account.policy.clone(),
+        pending: pending_n,
+    };
+    if !sink.send_frame(encode(&ready)).await {
+        return Ok(());
+    }
+    let delivered = metrics::relay::DELIVERED.with_label_values(&[transport]);
+    let mut last_sent = 0u64;
+    if !backlog(relay, &device_id, &mut last_sent, sink, &delivered).await? {
+        return Ok(());
+    }
+    let mut sends: FuturesOrdered<InFlight> = FuturesOrdered::new();
+    let mut acks = Acks {
+        wanted: 0,
+        written: 0,
+        in_flight: None,
+    };
+    let mut policy = session.account.policy.clone();
+    loop {
+        if acks.in_flight.is_none() && acks.wanted > acks.written {
+            acks.in_flight = Some((acks.wanted, relay.ack(&device_id, acks.wanted)));
+        }
+        tokio::select! {
+            biased;
+            _ = reg.recheck.notified() => {
+                if !relay.hub.is_current(&device_id, reg.id) {
+                    return Err(Error::conflict("replaced", "this device opened another stream; this one is closed"));
+                }
+                *session = relay.revalidate(session)?;
+                if let Some(e) = relay.consent_required(session, true) {
+                    return Err(e);
+                }
+                if session.account.policy != policy {
+                    policy = session.account.policy.clone();
+                    if !sink.send_frame(encode(&ServerFrame::Policy { policy: policy.clone() })).await {
+                        return Ok(());
+                    }
+                }
+            }
+            Some((id, result)) = sends.next(), if !sends.is_empty() => {
+                let frame = match (result, id) {
+                    (Ok(a), Some(id)) => ServerFrame::Accepted { client_msg_id: id, seq: a.seq, server_time: a.server_time, duplicate: a.duplicate },
+                    (Ok(_), None) => continue,
+                    (Err(e), id) => ServerFrame::error(&e, id.as_deref(), false),
+                };
+                if !sink.send_frame(encode(&frame)).await {
+                    return Ok(());
+                }
+            }
+            r = async { acks.in_flight.as_mut().expect("guarded").1.as_mut().await }, if acks.in_flight.is_some() => {
+                let (upto, _) = acks.in_flight.take().expect("guarded");
+                match r {
+                    Ok(_) => acks.written = upto,
+                    Err(e) => tracing::warn!(device = %device_id, error = %e, "an ack could not be written; it will be retried"),
+                }
+            }
+            push = reg.rx.recv() => {
+                let Some(push) = push else { return Ok(()) };
+                if push.item.seq > last_sent {
+                    let frame = push.item.frame_for(push.index as usize);
+                    if !sink.send_frame(frame).await {
+                        return Ok(());
+                    }
+                    last_sent = push.item.seq;
+                    delivered.inc();
+                    let age = super::now_ms().saturating_sub(push.item.server_time);
+                    metrics::relay::DELIVERY_SECONDS.observe(age as f64 / 1000.0);
+                }
+                if reg.lagged.swap(false, Ordering::AcqRel)
+                    && !backlog(relay, &device_id, &mut last_sent, sink, &delivered).await?
+                {
+                    return Ok(());
+                }
+            }
+            frame = src.next_frame(), if sends.len() < MAX_IN_FLIGHT => {
+                let text = match frame {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(t)) => t,
+                };
+                match parse(&text)? {
+                    ClientFrame::Authenticate { .. } => {
+                        let e = Error::bad_request("already_authenticated", "this stream is already authenticated");
+                        if !sink.send_frame(encode(&ServerFrame::error(&e, None, false))).await {
+                            return Ok(());
+                        }
+                    }
+                    ClientFrame::Send { envelope } => {
+                        let id = envelope.client_msg_id.clone();
+                        match relay.send(session, envelope) {
+                            Ok(fut) => sends.push_back(Box::pin(async move { (Some(id), fut.await) })),
+                            Err(e) => {
+                                if !sink.send_frame(encode(&ServerFrame::error(&e, Some(&id), false))).await {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                    }
+                    ClientFrame::Ack { up_to } => {
+                        acks.wanted = acks.wanted.max(up_to.min(last_sent));
+                    }
+                    ClientFrame::Receipt { receipt } => {
+                        match relay.receipt(session, receipt) {
+                            Ok(fut) => sends.push_back(Box::pin(async move { (None, fut.await) })),
+                            Err(e) => {
+                                if !sink.send_frame(encode(&ServerFrame::error(&e, None, false))).await {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                    }
+                    ClientFrame::Ping { nonce } => {
+                        if !sink.send_frame(encode(&ServerFrame::Pong { nonce })).await {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Send every waiting mailbox entry after `last_sent`; false if the peer went away.
+async fn backlog<W: FrameSink>(
+    relay: &Relay,
+    device_id: &str,
+    last_sent: &mut u64,
+    sink: &mut W,
+    delivered: &prometheus::IntCounter,
+) -> Result<bool, Error> {
+    loop {
+        let page = relay.backlog(device_id, *last_sent, PAGE)?;
+        let n = page.len();
+        for (seq, frame) in page {
+            if !sink.send_frame(encode(&frame)).await {
+                return Ok(false);
+            }
+            *last_sent = seq;
+            delivered.inc();
+        }
+        if n < PAGE {
+            return Ok(true);
+        }
+    }
+}
