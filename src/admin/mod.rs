@@ -111,6 +111,14 @@ pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
             ],
         ),
         (
+            "/networks/{network_id}/data-retention/compliance-device",
+            vec![op(
+                M::PUT,
+                A::PutComplianceDevice,
+                networks::put_compliance_device,
+            )],
+        ),
+        (
             "/networks/{network_id}/tags",
             vec![
                 op(M::GET, A::ListTagsForResource, networks::list_tags),

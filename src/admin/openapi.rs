@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         sessions::create, sessions::current, sessions::delete, sessions::change_password,
         networks::list, networks::create, networks::get, networks::update, networks::delete,
-        networks::get_settings, networks::update_settings, networks::get_retention, networks::update_retention,
+        networks::get_settings, networks::update_settings, networks::get_retention, networks::update_retention, networks::put_compliance_device,
         networks::list_tags, networks::tag, networks::untag,
         groups::list, groups::create, groups::get, groups::update, groups::delete, groups::users,
         users::list, users::count, users::create, users::get, users::update, users::delete,

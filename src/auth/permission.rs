@@ -84,6 +84,7 @@ actions! {
     UpdateNetworkSettings: false, true;
     GetDataRetention: true, true;
     UpdateDataRetention: false, true;
+    PutComplianceDevice: false, true;
     ListTagsForResource: true, true;
     TagResource: false, true;
     UntagResource: false, true;
@@ -156,11 +157,19 @@ pub fn allows(role: Role, action: Action) -> bool {
         Role::Admin => {
             action == ListNetworks
                 || (action.network_scoped()
-                    && !matches!(action, DeleteNetwork | UpdateDataRetention))
+                    && !matches!(
+                        action,
+                        DeleteNetwork | UpdateDataRetention | PutComplianceDevice
+                    ))
         }
         Role::Compliance => matches!(
             action,
-            ListNetworks | GetNetwork | GetNetworkSettings | GetDataRetention | UpdateDataRetention
+            ListNetworks
+                | GetNetwork
+                | GetNetworkSettings
+                | GetDataRetention
+                | UpdateDataRetention
+                | PutComplianceDevice
         ),
     }
 }

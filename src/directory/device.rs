@@ -230,6 +230,8 @@ pub fn reset_all(tx: &WriteTransaction, old: &User) -> Result<(User, u64)> {
         if d.status == DeviceStatus::Active {
             d.status = DeviceStatus::Reset;
             DEVICES.put(tx, &key(&old.id, &d.id), &d)?;
+            // What waited for the device can no longer be opened by anyone.
+            crate::relay::mailbox::clear_device(tx, &d.id)?;
             n += 1;
         }
     }
@@ -242,6 +244,9 @@ pub fn reset_all(tx: &WriteTransaction, old: &User) -> Result<(User, u64)> {
 
 /// Remove every device record of a user (when the user is deleted).
 pub(crate) fn delete_all(tx: &WriteTransaction, user_id: &str) -> Result<u64> {
+    for d in list(tx, user_id)? {
+        crate::relay::mailbox::clear_device(tx, &d.id)?;
+    }
     RawTable::new(schema::DEVICES).delete_prefix(tx, &Key::new().s(user_id).into_bytes())
 }
 

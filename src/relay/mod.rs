@@ -162,6 +162,19 @@ impl Relay {
         self.revalidate(s)
     }
 
+    /// Note that a device connected (its `last_seen_at`); queued, not awaited.
+    pub fn touch(&self, s: &DeviceSession) {
+        let (uid, did) = (s.user_id().to_string(), s.device.id.clone());
+        let _ = self.store.queue_write(
+            move |tx| {
+                let mut d = device::get(tx, &uid, &did)?;
+                d.last_seen_at = Some(chrono::Utc::now());
+                device::put(tx, &d)
+            },
+            None,
+        );
+    }
+
     /// Check an envelope and queue it for the next commit. The returned future
     /// resolves once it is durable for every recipient (or was accepted before).
     pub fn send(&self, s: &DeviceSession, env: OutgoingEnvelope) -> Result<Pending<Acceptance>> {

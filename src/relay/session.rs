@@ -82,6 +82,7 @@ pub async fn run<R: FrameSource, W: FrameSink>(
     let Some(mut session) = authenticate(&relay, &mut src, &mut sink).await else {
         return;
     };
+    relay.touch(&session);
     let device_id = session.device.id.clone();
     let mut reg = relay.hub.register(&device_id, session.user_id(), transport);
     let ended = serve(

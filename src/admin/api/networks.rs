@@ -164,14 +164,54 @@ pub async fn update_settings(
 pub struct DataRetention {
     /// Every message must then be sent to the network's compliance member as well.
     pub enabled: bool,
+    /// The compliance device every envelope must be sealed to while retention is on
+    /// (read-only here; set with PutComplianceDevice).
+    #[serde(default, skip_deserializing)]
+    pub compliance_device: Option<ComplianceDevice>,
+}
+
+/// The public keys of a network's compliance device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceDeviceKeys {
+    /// X25519 public key (32 bytes, base64) the relay's senders seal content keys to.
+    pub x25519: String,
+    /// Ed25519 public key (32 bytes, base64).
+    pub ed25519: String,
+}
+
+/// A network's compliance device as the admin API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ComplianceDevice {
+    pub device_id: String,
+    pub x25519: String,
+    pub ed25519: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn compliance_view(d: Option<crate::directory::device::Device>) -> Option<ComplianceDevice> {
+    let d = d?;
+    let (x, e) = d.keys()?;
+    Some(ComplianceDevice {
+        device_id: d.id.clone(),
+        x25519: x.to_string(),
+        ed25519: e.to_string(),
+        created_at: d.created_at,
+    })
 }
 
 #[utoipa::path(get, path = "/networks/{network_id}/data-retention", operation_id = "GetDataRetention",
     tag = "networks", params(NetworkPath), responses((status = 200, body = DataRetention)))]
 pub async fn get_retention(state: State, path: web::Path<NetworkPath>) -> Result<HttpResponse> {
-    let n = state.store.read(|tx| network::get(tx, &path.network_id))?;
+    let (n, d) = state.store.read(|tx| {
+        Ok((
+            network::get(tx, &path.network_id)?,
+            crate::relay::compliance::get(tx, &path.network_id)?,
+        ))
+    })?;
     Ok(ok(&DataRetention {
         enabled: n.settings.data_retention,
+        compliance_device: compliance_view(d),
     }))
 }
 
@@ -187,14 +227,44 @@ pub async fn update_retention(
     audit.body(&*body);
     let id = path.into_inner().network_id;
     let enabled = body.enabled;
-    let n = audit
+    let (n, d) = audit
         .write(&state.store, 200, move |tx| {
-            network::update_settings(tx, &id, &serde_json::json!({ "data_retention": enabled }))
+            let n = network::update_settings(
+                tx,
+                &id,
+                &serde_json::json!({ "data_retention": enabled }),
+            )?;
+            Ok((n, crate::relay::compliance::get(tx, &id)?))
         })
         .await?;
     Ok(ok(&DataRetention {
         enabled: n.settings.data_retention,
+        compliance_device: compliance_view(d),
     }))
+}
+
+#[utoipa::path(put, path = "/networks/{network_id}/data-retention/compliance-device",
+    operation_id = "PutComplianceDevice", tag = "networks", params(NetworkPath),
+    request_body = ComplianceDeviceKeys,
+    responses((status = 200, body = ComplianceDevice, description = "The compliance device \
+        every envelope must be sealed to while data retention is on. New keys make a new \
+        device id, so senders fetch the new key.")))]
+pub async fn put_compliance_device(
+    state: State,
+    audit: Audit,
+    path: web::Path<NetworkPath>,
+    body: JsonBody<ComplianceDeviceKeys>,
+) -> Result<HttpResponse> {
+    audit.body(&*body);
+    let id = path.into_inner().network_id;
+    let k = body.into_inner();
+    let d = audit
+        .write(&state.store, 200, move |tx| {
+            network::get(tx, &id)?;
+            crate::relay::compliance::publish(tx, &id, &k.x25519, &k.ed25519)
+        })
+        .await?;
+    Ok(ok(&compliance_view(Some(d))))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
