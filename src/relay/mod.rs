@@ -165,14 +165,15 @@ impl Relay {
     /// Note that a device connected (its `last_seen_at`); queued, not awaited.
     pub fn touch(&self, s: &DeviceSession) {
         let (uid, did) = (s.user_id().to_string(), s.device.id.clone());
-        let _ = self.store.queue_write(
+        // Queued now; the result is not needed, so the future is dropped unawaited.
+        drop(self.store.queue_write(
             move |tx| {
                 let mut d = device::get(tx, &uid, &did)?;
                 d.last_seen_at = Some(chrono::Utc::now());
                 device::put(tx, &d)
             },
             None,
-        );
+        ));
     }
 
     /// Check an envelope and queue it for the next commit. The returned future
