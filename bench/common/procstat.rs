@@ -1,0 +1,105 @@
+//! CPU time and resident memory of a process and its descendants, from `/proc`
+//! (Linux only): enough to say how many cores a server used over a measured window
+//! and how much memory it held.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Clock ticks per second of `utime`/`stime` in `/proc/PID/stat`.
+pub fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// (parent pid, utime + stime in ticks) of one process.
+fn stat(pid: u32) -> Option<(u32, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; the fields follow the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): ppid is field 4, utime 14, stime 15.
+    let ppid = f.get(1)?.parse().ok()?;
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((ppid, utime + stime))
+}
+
+/// `pid` and every process descending from it.
+pub fn tree(pid: u32) -> Vec<u32> {
+    let mut parent: HashMap<u32, u32> = HashMap::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            if let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok())
+                && let Some((pp, _)) = stat(p)
+            {
+                parent.insert(p, pp);
+            }
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let cur = out[i];
+        for (&p, &pp) in &parent {
+            if pp == cur && !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// CPU ticks (user + system) used so far by `pid` and its descendants.
+pub fn tree_cpu_ticks(pid: u32) -> u64 {
+    tree(pid).into_iter().filter_map(|p| stat(p).map(|s| s.1)).sum()
+}
+
+/// A `VmRSS:`-style field of `/proc/PID/status`, in KiB.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Resident memory of `pid` and its descendants, in KiB.
+pub fn tree_rss_kib(pid: u32) -> u64 {
+    tree(pid)
+        .into_iter()
+        .filter_map(|p| status_kib(p, "VmRSS:"))
+        .sum()
+}
+
+/// Peak resident memory of `pid` alone, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:").unwrap_or(0)
+}
+
+/// Cores a process tree used between [`CpuMeter::start`] and [`CpuMeter::cores`].
+pub struct CpuMeter {
+    pid: u32,
+    ticks: u64,
+    at: Instant,
+}
+
+impl CpuMeter {
+    pub fn start(pid: u32) -> CpuMeter {
+        CpuMeter {
+            pid,
+            ticks: tree_cpu_ticks(pid),
+            at: Instant::now(),
+        }
+    }
+
+    /// Average cores busy since the start (1.0 = one core all the time).
+    pub fn cores(&self) -> f64 {
+        let used = tree_cpu_ticks(self.pid).saturating_sub(self.ticks) as f64 / clock_ticks();
+        let secs = self.at.elapsed().as_secs_f64();
+        if secs > 0.0 { used / secs } else { 0.0 }
+    }
+}
