@@ -124,6 +124,19 @@ async fn authenticate<R: FrameSource, W: FrameSink>(
             }
             Ok(Some(Ok(t))) => t,
         };
+        // Anything but an authenticate frame (even a broken one of another type) is
+        // refused for what it is: too early.
+        let ty = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string));
+        if ty.is_some_and(|t| t != "authenticate") {
+            let e = Error::unauthorized(
+                "authentication_required",
+                "the first frame must be authenticate",
+            );
+            fatal(sink, &e).await;
+            return None;
+        }
         let (token, consent_version) = match parse(&text) {
             Ok(ClientFrame::Authenticate {
                 token,
