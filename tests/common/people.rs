@@ -64,6 +64,32 @@ pub fn device(server: &Server, email: &str) -> Person {
 }
 
 impl Person {
+    /// The same device against a restarted server (which listens on a new port).
+    pub fn on(&self, server: &Server) -> Person {
+        Person {
+            email: self.email.clone(),
+            user_id: self.user_id.clone(),
+            device_id: self.device_id.clone(),
+            token: self.token.clone(),
+            api: server.anon().with_token(&self.token),
+            url: server.url.clone(),
+            ca: server.ca.clone(),
+        }
+    }
+
+    /// What a thread needs to connect as this device.
+    pub fn clone_for_thread(&self) -> Person {
+        Person {
+            email: self.email.clone(),
+            user_id: self.user_id.clone(),
+            device_id: self.device_id.clone(),
+            token: self.token.clone(),
+            api: Api::new(&self.url, &self.ca, Some(self.token.clone())),
+            url: self.url.clone(),
+            ca: self.ca.clone(),
+        }
+    }
+
     /// Open a WebSocket stream and authenticate.
     pub fn connect(&self) -> Stream {
         let mut s = Stream::websocket(&self.url, &self.ca);
