@@ -676,3 +676,37 @@ fn receipts_reach_the_senders_devices_when_the_network_allows_them() {
     b.send(&json!({"type": "receipt", "receipt": {"conversation_id": dm, "sender_user_id": alice.user_id, "client_msg_ids": ["hello"]}}));
     b.expect_error("receipts_disabled");
 }
+
+#[test]
+fn a_stream_that_floods_frames_is_slowed_down_not_dropped() {
+    let w = world_with(&[("OUTPOST_RELAY_MAX_FRAMES_PER_SECOND", "5")]);
+    let alice = w.person("alice");
+    let bob = w.person("bob");
+    let dm = alice.dm(&bob);
+    let mut a = alice.connect();
+    a.expect("membership");
+    for i in 0..30 {
+        a.send(&send_frame(&dm, &format!("f{i}"), &[&bob.device_id]));
+    }
+    let (mut accepted, mut limited) = (0, 0);
+    for _ in 0..30 {
+        let f = a.recv();
+        match f["type"].as_str().unwrap() {
+            "accepted" => accepted += 1,
+            "error" => {
+                assert_eq!(f["code"], "rate_limited");
+                assert!(f["client_msg_id"].as_str().unwrap().starts_with('f'));
+                limited += 1;
+            }
+            other => panic!("unexpected {other}: {f}"),
+        }
+    }
+    assert!(
+        accepted >= 10 && limited > 0,
+        "{accepted} accepted, {limited} limited"
+    );
+    // The stream is still open and works after a pause.
+    std::thread::sleep(Duration::from_millis(400));
+    a.send(&json!({"type": "ping"}));
+    a.expect("pong");
+}

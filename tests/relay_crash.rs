@@ -65,6 +65,13 @@ fn send_all(
                     return false;
                 }
             }
+            Some("error") if f["code"] == "rate_limited" => {
+                // Refused, not stored: send it again a little later.
+                let i: usize = f["client_msg_id"].as_str().unwrap()[1..].parse().unwrap();
+                in_flight.remove(&i);
+                queue.push_back(i);
+                std::thread::sleep(Duration::from_millis(5));
+            }
             Some("membership") | Some("policy") => {}
             _ => panic!("unexpected frame while sending: {f}"),
         }
@@ -93,7 +100,10 @@ fn receive(p: &Person, want: usize, counts: &mut HashMap<String, u32>) {
             }
         }
     }
-    assert!(s.recv_within(Duration::from_millis(500)).is_none_or(|f| f["type"] != "deliver"));
+    assert!(
+        s.recv_within(Duration::from_millis(500))
+            .is_none_or(|f| f["type"] != "deliver")
+    );
 }
 
 #[test]
@@ -153,9 +163,17 @@ fn every_acknowledged_envelope_survives_sigkill_and_arrives_exactly_once() {
     a.authenticate(&alice.token);
     todo.sort_unstable();
     assert!(send_all(&mut a, &dm, &to, &mut todo, &mut accepted, None));
-    assert_eq!(accepted.len(), MESSAGES, "every message is acknowledged in the end");
+    assert_eq!(
+        accepted.len(),
+        MESSAGES,
+        "every message is acknowledged in the end"
+    );
     let seqs: HashSet<u64> = accepted.values().copied().collect();
-    assert_eq!(seqs.len(), MESSAGES, "one seq per message: nothing stored twice");
+    assert_eq!(
+        seqs.len(),
+        MESSAGES,
+        "one seq per message: nothing stored twice"
+    );
 
     // Bob's laptop was offline throughout: every message exactly once.
     let mut laptop = HashMap::new();

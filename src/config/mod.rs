@@ -66,6 +66,8 @@ pub struct RelayConfig {
     pub login_attempts_per_minute: u32,
     /// Seconds between purges of expired envelopes and unreferenced attachments.
     pub purge_interval_secs: u64,
+    /// Frames one stream may send per second (bursts of twice that); 0 = no limit.
+    pub max_frames_per_second: u32,
 }
 
 impl Default for RelayConfig {
@@ -80,6 +82,7 @@ impl Default for RelayConfig {
             unsent_blob_hours: 24,
             login_attempts_per_minute: 30,
             purge_interval_secs: 30,
+            max_frames_per_second: 2000,
         }
     }
 }
