@@ -351,3 +351,75 @@ fn the_cli_signs_in_and_administers_through_the_api() {
     assert_eq!(code, 1);
     assert!(err.contains("not signed in"), "{err}");
 }
+
+#[test]
+fn attachments_and_waiting_messages_come_back_with_a_restore() {
+    use common::people;
+    let mut s = Server::start();
+    let owner = s.owner();
+    let net = owner.first_network();
+    let alice = people::person(&s, &owner, &net, "alice@example.test");
+    let bob = people::person(&s, &owner, &net, "bob@example.test");
+    let data: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let b = alice
+        .api
+        .post("/api/v1/blobs", &json!({"size": data.len()}))
+        .ok();
+    let id = b["id"].as_str().unwrap().to_string();
+    let r = alice
+        .api
+        .http
+        .put(format!("{}/api/v1/blobs/{id}?offset=0", alice.url))
+        .bearer_auth(&alice.token)
+        .body(data.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let dm = alice.dm(&bob);
+    let mut a = alice.connect();
+    let mut e = people::envelope(&dm, "with-file", &[&bob.device_id]);
+    e["kind"] = json!("file");
+    e["attachments"] = json!([{"blob_id": id}]);
+    a.send(&json!({"type": "send", "envelope": e}));
+    a.next_of("accepted");
+    drop(a);
+
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("backup.tar");
+    let token = owner.token.clone().unwrap();
+    let env = [
+        ("OUTPOST_URL", s.url.as_str()),
+        ("OUTPOST_CA_CERT", s.ca.to_str().unwrap()),
+        ("OUTPOST_TOKEN", token.as_str()),
+    ];
+    let (code, out, err) = outpost(&["backup", archive.to_str().unwrap()], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    s.stop();
+    let target = dir.path().join("restored");
+    let (code, out, err) = outpost(
+        &[
+            "restore",
+            archive.to_str().unwrap(),
+            "--data-dir",
+            target.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let restored = Server::builder().dir(&target).start();
+    let bob = bob.on(&restored);
+    let mut b = bob.connect();
+    b.expect("membership");
+    let d = b.expect("deliver");
+    assert_eq!(d["envelope"]["client_msg_id"], "with-file");
+    let got = bob
+        .api
+        .http
+        .get(format!("{}/api/v1/blobs/{id}/content", bob.url))
+        .bearer_auth(&bob.token)
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(got.as_ref(), data.as_slice(), "the attachment is restored");
+}

@@ -64,6 +64,10 @@ pub struct RelayConfig {
     pub unsent_blob_hours: u64,
     /// Device sign-ins (device registrations) allowed per source address per minute.
     pub login_attempts_per_minute: u32,
+    /// Seconds between purges of expired envelopes and unreferenced attachments.
+    pub purge_interval_secs: u64,
+    /// Frames one stream may send per second (bursts of twice that); 0 = no limit.
+    pub max_frames_per_second: u32,
 }
 
 impl Default for RelayConfig {
@@ -77,6 +81,8 @@ impl Default for RelayConfig {
             chunk_max_bytes: 8 * 1024 * 1024,
             unsent_blob_hours: 24,
             login_attempts_per_minute: 30,
+            purge_interval_secs: 30,
+            max_frames_per_second: 2000,
         }
     }
 }
@@ -378,6 +384,9 @@ impl Config {
         }
         if r.unsent_blob_hours == 0 {
             return bad("relay.unsent_blob_hours", "must be at least 1");
+        }
+        if !(1..=3600).contains(&r.purge_interval_secs) {
+            return bad("relay.purge_interval_secs", "must be between 1 and 3600");
         }
         if r.login_attempts_per_minute == 0 {
             return bad("relay.login_attempts_per_minute", "must be at least 1");

@@ -15,34 +15,52 @@ use tokio::sync::{Notify, mpsc};
 /// Items a connection may have queued before it is marked lagged.
 const QUEUE: usize = 512;
 
-/// An item's frame, rendered once for all recipients: `head ‖ sealed key ‖ tail`.
+/// An item's frame rendered once for all recipients, before its seq is known:
+/// `p0 ‖ seq ‖ p1 ‖ sealed key ‖ p2`.
+#[derive(Debug)]
+pub struct Rendered {
+    p0: String,
+    p1: String,
+    p2: String,
+}
+
+impl Rendered {
+    /// Split `frame_json`, rendered with seq 0 and [`SEALED_PLACEHOLDER`] as the sealed
+    /// key. The seq is the first `"seq":0` of every frame that carries one.
+    pub fn new(frame_json: String) -> Rendered {
+        let (p0, rest) = match frame_json.split_once("\"seq\":0") {
+            Some((a, b)) => (format!("{a}\"seq\":"), b.to_string()),
+            None => (String::new(), frame_json.clone()),
+        };
+        let (p1, p2) = match rest.split_once(SEALED_PLACEHOLDER) {
+            Some((a, b)) => (a.to_string(), b.to_string()),
+            None => (rest, String::new()),
+        };
+        Rendered { p0, p1, p2 }
+    }
+}
+
+/// A committed item ready to push: its seq, its rendered frame and its recipients.
 #[derive(Debug)]
 pub struct Prepared {
     pub seq: u64,
     pub server_time: u64,
-    head: String,
-    tail: String,
+    frame: Rendered,
     /// Each recipient device and its sealed key (empty for events).
     pub recipients: Vec<(String, String)>,
 }
 
 impl Prepared {
-    /// Render `frame`, whose sealed-key field holds [`SEALED_PLACEHOLDER`], for splitting.
     pub fn new(
         seq: u64,
         server_time: u64,
-        frame_json: &str,
+        frame: Rendered,
         recipients: Vec<(String, String)>,
     ) -> Prepared {
-        let (head, tail) = match frame_json.split_once(SEALED_PLACEHOLDER) {
-            Some((h, t)) => (h.to_string(), t.to_string()),
-            None => (frame_json.to_string(), String::new()),
-        };
         Prepared {
             seq,
             server_time,
-            head,
-            tail,
+            frame,
             recipients,
         }
     }
@@ -54,10 +72,15 @@ impl Prepared {
             .get(i)
             .map(|(_, s)| s.as_str())
             .unwrap_or("");
-        let mut s = String::with_capacity(self.head.len() + sealed.len() + self.tail.len());
-        s.push_str(&self.head);
+        let f = &self.frame;
+        let mut s = String::with_capacity(f.p0.len() + 20 + f.p1.len() + sealed.len() + f.p2.len());
+        s.push_str(&f.p0);
+        if !f.p0.is_empty() {
+            s.push_str(&self.seq.to_string());
+        }
+        s.push_str(&f.p1);
         s.push_str(sealed);
-        s.push_str(&self.tail);
+        s.push_str(&f.p2);
         s
     }
 }

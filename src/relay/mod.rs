@@ -271,15 +271,17 @@ impl Relay {
         idempotency: Option<(String, String)>,
     ) -> Result<Pending<Acceptance>> {
         let frame = item.frame(0, SEALED_PLACEHOLDER);
-        let json = serde_json::to_string(&frame)
-            .map_err(|e| Error::internal(format!("encoding a frame: {e}")))?;
+        let rendered = hub::Rendered::new(
+            serde_json::to_string(&frame)
+                .map_err(|e| Error::internal(format!("encoding a frame: {e}")))?,
+        );
         let new = NewItem::new(&item, recipients, grant_users, idempotency)?;
         let recipients = new.recipients.clone();
         let hub_push: Box<dyn FnOnce(&Acceptance) + Send> = {
             let hub = self.hub.clone();
             Box::new(move |a: &Acceptance| {
                 if !a.duplicate && !recipients.is_empty() {
-                    let p = Arc::new(Prepared::new(a.seq, a.server_time, &json, recipients));
+                    let p = Arc::new(Prepared::new(a.seq, a.server_time, rendered, recipients));
                     hub.push(&p);
                 }
             })

@@ -103,6 +103,9 @@ async fn serve(relay: Arc<Relay>, incoming: quinn::Incoming) -> Result<()> {
     let src = Source(FramedRead::new(recv, codec(max)));
     let sink = Sink(FramedWrite::new(send, codec(max)));
     session::run(relay, src, sink, "quic").await;
+    // The stream is finished; give the peer a moment to read the last frames (a
+    // closing error) before the connection goes, or they would be discarded.
+    let _ = tokio::time::timeout(Duration::from_secs(3), conn.closed()).await;
     conn.close(0u32.into(), b"bye");
     Ok(())
 }

@@ -124,6 +124,19 @@ async fn authenticate<R: FrameSource, W: FrameSink>(
             }
             Ok(Some(Ok(t))) => t,
         };
+        // Anything but an authenticate frame (even a broken one of another type) is
+        // refused for what it is: too early.
+        let ty = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string));
+        if ty.is_some_and(|t| t != "authenticate") {
+            let e = Error::unauthorized(
+                "authentication_required",
+                "the first frame must be authenticate",
+            );
+            fatal(sink, &e).await;
+            return None;
+        }
         let (token, consent_version) = match parse(&text) {
             Ok(ClientFrame::Authenticate {
                 token,
@@ -179,6 +192,40 @@ async fn authenticate<R: FrameSource, W: FrameSink>(
 type InFlight =
     std::pin::Pin<Box<dyn Future<Output = (Option<String>, Result<Acceptance, Error>)> + Send>>;
 
+/// A token bucket over the frames a device sends.
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Bucket {
+    fn new(per_second: u32) -> Bucket {
+        Bucket {
+            rate: per_second as f64,
+            tokens: per_second as f64 * 2.0,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// Take one token; false if the stream is over its rate.
+    fn take(&mut self) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate * 2.0);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// State of the coalesced ack writes.
 struct Acks {
     wanted: u64,
@@ -221,6 +268,7 @@ async fn serve<R: FrameSource, W: FrameSink>(
         in_flight: None,
     };
     let mut policy = session.account.policy.clone();
+    let mut bucket = Bucket::new(relay.config.max_frames_per_second);
     loop {
         if acks.in_flight.is_none() && acks.wanted > acks.written {
             acks.in_flight = Some((acks.wanted, relay.ack(&device_id, acks.wanted)));
@@ -283,7 +331,24 @@ async fn serve<R: FrameSource, W: FrameSink>(
                     Some(Err(e)) => return Err(e),
                     Some(Ok(t)) => t,
                 };
-                match parse(&text)? {
+                let frame = parse(&text)?;
+                if !bucket.take() {
+                    let id = match &frame {
+                        ClientFrame::Send { envelope } => Some(envelope.client_msg_id.as_str()),
+                        _ => None,
+                    };
+                    let e = Error::new(
+                        crate::error::Kind::RateLimited,
+                        "rate_limited",
+                        "this stream sends frames faster than the appliance accepts; slow down and send again",
+                    );
+                    metrics::relay::REFUSED.with_label_values(&["rate_limited"]).inc();
+                    if !sink.send_frame(encode(&ServerFrame::error(&e, id, false))).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                match frame {
                     ClientFrame::Authenticate { .. } => {
                         let e = Error::bad_request("already_authenticated", "this stream is already authenticated");
                         if !sink.send_frame(encode(&ServerFrame::error(&e, None, false))).await {

@@ -86,6 +86,12 @@ pub async fn metrics(req: HttpRequest, h: web::Data<Arc<Health>>) -> HttpRespons
         }
     }
     crate::metrics::store::SIZE_BYTES.set(h.store.file_size() as i64);
+    if let Ok(n) = h
+        .store
+        .read(|tx| crate::store::counter_get(tx, crate::relay::mailbox::DEPTH_COUNTER))
+    {
+        crate::metrics::relay::MAILBOX_ENTRIES.set(n);
+    }
     if let Err(e) = h.store.read(|tx| crate::directory::update_metrics(tx)) {
         tracing::warn!(error = %e, "cannot refresh directory metrics");
     }

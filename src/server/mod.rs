@@ -260,7 +260,9 @@ async fn reload_certificates(
 /// Periodic housekeeping: expired user locks, expired admin sessions, idle rate-limit
 /// state, expired relay items and unreferenced attachments.
 async fn upkeep(store: Store, admin: web::Data<AdminState>, relay: Arc<crate::relay::Relay>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    let purge_every = Duration::from_secs(relay.config.purge_interval_secs);
+    let mut tick = tokio::time::interval(purge_every.min(Duration::from_secs(30)));
+    let mut last_purge = Instant::now();
     let unlocked_any = std::sync::atomic::AtomicBool::new(false);
     loop {
         tick.tick().await;
@@ -288,17 +290,20 @@ async fn upkeep(store: Store, admin: web::Data<AdminState>, relay: Arc<crate::re
             Err(e) => tracing::warn!(error = %e, "upkeep failed"),
         }
         admin.limiter.sweep();
-        match relay.purge().await {
-            Ok((items, entries, blobs)) if items + blobs > 0 => {
-                tracing::info!(
-                    items,
-                    entries,
-                    blobs,
-                    "upkeep: purged expired envelopes and unreferenced attachments"
-                )
+        if last_purge.elapsed() >= purge_every {
+            last_purge = Instant::now();
+            match relay.purge().await {
+                Ok((items, entries, blobs)) if items + blobs > 0 => {
+                    tracing::info!(
+                        items,
+                        entries,
+                        blobs,
+                        "upkeep: purged expired envelopes and unreferenced attachments"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "relay purge failed"),
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "relay purge failed"),
         }
         if unlocked_any.swap(false, Ordering::AcqRel) {
             relay.directory_changed();

@@ -1,8 +1,10 @@
 //! Backup archives: a consistent copy of the store (taken while the server runs)
-//! plus the generated TLS identity, in one tar file with a checksummed manifest.
+//! plus the generated TLS identity and the attachments, in one tar file with a
+//! checksummed manifest.
 //!
 //! Layout of an archive: `MANIFEST.json` first (format, versions, creation time, and
-//! the size and SHA-256 of every other member), then `outpost.redb` and `tls/*.pem`.
+//! the size and SHA-256 of every other member), then `outpost.redb`, `tls/*.pem` and
+//! `blobs/sha256/<xx>/<hash>`.
 //! Restoring verifies every checksum and the store's integrity and schema version
 //! before it touches the data folder, and keeps what it replaces beside it.
 
@@ -89,6 +91,34 @@ pub fn create_archive(store: &Store, data_dir: &Path, out: &Path) -> Result<Back
             members.push((format!("tls/{n}"), tls.join(&n)));
         }
     }
+    // Attachments are content-addressed and never change once complete; hard links
+    // taken after the store snapshot keep every one the snapshot references, even if
+    // the garbage collector removes it meanwhile.
+    let blobs = data_dir.join("blobs").join("sha256");
+    if let Ok(prefixes) = std::fs::read_dir(&blobs) {
+        let mut found: Vec<(String, PathBuf)> = Vec::new();
+        for p in prefixes.filter_map(|e| e.ok()) {
+            let prefix = p.file_name().to_string_lossy().into_owned();
+            let Ok(rd) = std::fs::read_dir(p.path()) else {
+                continue;
+            };
+            for f in rd.filter_map(|e| e.ok()) {
+                let name = format!("blobs/sha256/{prefix}/{}", f.file_name().to_string_lossy());
+                if !member_allowed(&name) {
+                    continue;
+                }
+                let link = work.path().join(&name);
+                if let Some(parent) = link.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| io_err("create", parent, e))?;
+                }
+                if std::fs::hard_link(f.path(), &link).is_ok() {
+                    found.push((name, link));
+                }
+            }
+        }
+        found.sort();
+        members.extend(found);
+    }
     let mut files = Vec::new();
     for (name, path) in &members {
         let (bytes, sha256) = sha256_file(path)?;
@@ -156,8 +186,15 @@ fn member_allowed(name: &str) -> bool {
     if p.components().any(|c| !matches!(c, Component::Normal(_))) {
         return false;
     }
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let blob = name.strip_prefix("blobs/sha256/").is_some_and(|rest| {
+        let mut parts = rest.split('/');
+        matches!((parts.next(), parts.next(), parts.next()),
+            (Some(a), Some(b), None) if hex(a, 2) && hex(b, 64) && b.starts_with(a))
+    });
     name == MANIFEST
         || name == DB_FILE
+        || blob
         || (name.starts_with("tls/")
             && name.ends_with(".pem")
             && name.matches('/').count() == 1
@@ -277,6 +314,17 @@ pub fn restore_archive(archive: &Path, data_dir: &Path) -> Result<RestoreReport>
             std::fs::rename(&live_tls, &aside).map_err(|e| io_err("move aside", &live_tls, e))?;
         }
         std::fs::rename(&restored_tls, &live_tls).map_err(|e| io_err("install", &live_tls, e))?;
+    }
+    let restored_blobs = work.path().join("blobs");
+    if restored_blobs.is_dir() {
+        let live_blobs = data_dir.join("blobs");
+        if live_blobs.exists() {
+            let aside = data_dir.join(format!("blobs.before-restore-{stamp}"));
+            std::fs::rename(&live_blobs, &aside)
+                .map_err(|e| io_err("move aside", &live_blobs, e))?;
+        }
+        std::fs::rename(&restored_blobs, &live_blobs)
+            .map_err(|e| io_err("install", &live_blobs, e))?;
     }
     if let Ok(d) = File::open(data_dir) {
         let _ = d.sync_all();

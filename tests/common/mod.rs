@@ -6,6 +6,9 @@
 //! trusts the server's generated CA.
 #![allow(dead_code)]
 
+pub mod people;
+pub mod stream;
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -382,7 +385,7 @@ impl Api {
     fn u(&self, path: &str) -> String {
         let raw = path == "/"
             || [
-                "/admin/", "/metrics", "/healthz", "/readyz", "/static/", "/no/",
+                "/admin/", "/api/", "/metrics", "/healthz", "/readyz", "/static/", "/no/",
             ]
             .iter()
             .any(|p| path.starts_with(p));
