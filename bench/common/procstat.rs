@@ -80,26 +80,95 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmHWM:").unwrap_or(0)
 }
 
-/// Cores a process tree used between [`CpuMeter::start`] and [`CpuMeter::cores`].
+/// CPU ticks (user + system) used so far by `pid` alone (all its threads).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    stat(pid).map(|s| s.1).unwrap_or(0)
+}
+
+/// Cores a process (or a process tree) used between [`CpuMeter::start`] and
+/// [`CpuMeter::cores`].
 pub struct CpuMeter {
     pid: u32,
+    tree: bool,
     ticks: u64,
+    threads: HashMap<u32, (String, u64)>,
     at: Instant,
 }
 
 impl CpuMeter {
-    pub fn start(pid: u32) -> CpuMeter {
+    /// `pid` and its descendants (a server that runs helper processes).
+    pub fn tree(pid: u32) -> CpuMeter {
+        CpuMeter::new(pid, true)
+    }
+
+    /// `pid` alone (this benchmark: its children are the servers it measures).
+    pub fn process(pid: u32) -> CpuMeter {
+        CpuMeter::new(pid, false)
+    }
+
+    fn new(pid: u32, tree: bool) -> CpuMeter {
         CpuMeter {
             pid,
-            ticks: tree_cpu_ticks(pid),
+            tree,
+            ticks: if tree {
+                tree_cpu_ticks(pid)
+            } else {
+                cpu_ticks(pid)
+            },
+            threads: threads(pid),
             at: Instant::now(),
         }
     }
 
     /// Average cores busy since the start (1.0 = one core all the time).
     pub fn cores(&self) -> f64 {
-        let used = tree_cpu_ticks(self.pid).saturating_sub(self.ticks) as f64 / clock_ticks();
+        let now = if self.tree {
+            tree_cpu_ticks(self.pid)
+        } else {
+            cpu_ticks(self.pid)
+        };
+        let used = now.saturating_sub(self.ticks) as f64 / clock_ticks();
         let secs = self.at.elapsed().as_secs_f64();
         if secs > 0.0 { used / secs } else { 0.0 }
     }
+
+    /// The busiest threads of `pid` since the start, as (name, cores), busiest first.
+    pub fn busiest_threads(&self, n: usize) -> Vec<(String, f64)> {
+        let secs = self.at.elapsed().as_secs_f64().max(1e-9);
+        let mut by_name: HashMap<String, f64> = HashMap::new();
+        for (tid, (name, ticks)) in threads(self.pid) {
+            let before = self.threads.get(&tid).map(|t| t.1).unwrap_or(0);
+            let cores = ticks.saturating_sub(before) as f64 / clock_ticks() / secs;
+            // Threads of a pool share a name: show the pool's sum and its size.
+            *by_name.entry(name).or_default() += cores;
+        }
+        let mut v: Vec<(String, f64)> = by_name.into_iter().collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v.truncate(n);
+        v
+    }
+}
+
+/// Every thread of `pid`: id → (name, CPU ticks).
+fn threads(pid: u32) -> HashMap<u32, (String, u64)> {
+    let mut out = HashMap::new();
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for e in dir.flatten() {
+            let Some(tid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
+                continue;
+            };
+            let (Some(open), Some(close)) = (s.find('('), s.rfind(')')) else {
+                continue;
+            };
+            let name = s[open + 1..close].to_string();
+            let f: Vec<&str> = s[close + 2..].split_whitespace().collect();
+            let ticks = f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+                + f.get(12).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0);
+            out.insert(tid, (name, ticks));
+        }
+    }
+    out
 }

@@ -69,6 +69,9 @@ pub struct Seeded {
 /// store, the owner and the first network) and stop it cleanly.
 pub fn bootstrap(data_dir: &Path) -> Result<()> {
     let server = Server::start(data_dir)?;
+    // The server says READY=1 a moment before it installs its SIGTERM handler; a
+    // SIGTERM in between kills it uncleanly. Give it that moment.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     server.stop()?;
     Ok(())
 }

@@ -17,7 +17,7 @@
 
 use crate::common::procstat;
 use crate::common::stream::tls_connector;
-use crate::load::{ACK_EVERY, Control, MAX_OUTSTANDING, Mode, Samples, Shape, Target};
+use crate::load::{self, ACK_EVERY, Control, MAX_OUTSTANDING, Mode, Samples, Shape, Target};
 use crate::xmpp::{Conn, Element, SM};
 use crate::{Settings, SystemResult};
 use anyhow::{Context, Result, anyhow, bail};
@@ -113,6 +113,7 @@ listen:
     port: {port}
     ip: "127.0.0.1"
     module: ejabberd_c2s
+    backlog: 4096
     max_stanza_size: 262144
     shaper: none
     access: c2s
@@ -178,15 +179,20 @@ impl Ejabberd {
         let d = dir.path();
         std::fs::create_dir_all(d.join("db"))?;
         std::fs::create_dir_all(d.join("log"))?;
-        let ck = rcgen::generate_simple_self_signed(vec![DOMAIN.to_string()])
+        // A self-signed certificate for the domain, valid for a few days (ejabberd's
+        // expiry timers cannot handle rcgen's default end date in the year 4096).
+        let mut params = rcgen::CertificateParams::new(vec![DOMAIN.to_string()])?;
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + time::Duration::days(7);
+        let key = rcgen::KeyPair::generate()?;
+        let c = params
+            .self_signed(&key)
             .context("cannot generate a certificate for ejabberd")?;
         let cert = d.join("cert.pem");
-        std::fs::write(&cert, ck.cert.pem())?;
+        std::fs::write(&cert, c.pem())?;
         let both = d.join("xmpp.pem");
-        std::fs::write(
-            &both,
-            format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem()),
-        )?;
+        std::fs::write(&both, format!("{}{}", c.pem(), key.serialize_pem()))?;
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
@@ -531,7 +537,7 @@ async fn device_loop(
     let mut inflight: VecDeque<(u32, u64, u64)> = VecDeque::new();
     let my_room = shape.user_room[me].map(room_jid);
     let my_nick = user(me);
-    let mut pace: Option<tokio::time::Interval> = None;
+    let mut pace = load::pacer(mode, &mut rng);
     // Stream-management acks the client owes are answered at once; this timer only
     // keeps the loop shape of the outpost client (which acks on a timer).
     let mut tick = tokio::time::interval(ACK_EVERY);
@@ -567,15 +573,7 @@ async fn device_loop(
                     continue;
                 }
                 mode = *mode_rx.borrow_and_update();
-                pace = match mode {
-                    Mode::Paced { interval } => {
-                        let offset = interval.mul_f64(rand::Rng::random::<f64>(&mut rng));
-                        let mut i = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
-                        i.set_missed_tick_behavior(MissedTickBehavior::Burst);
-                        Some(i)
-                    }
-                    _ => None,
-                };
+                pace = load::pacer(mode, &mut rng);
             }
             r = s.conn.read_more() => r?,
             _ = async { pace.as_mut().expect("guarded").tick().await }, if pace.is_some() => {

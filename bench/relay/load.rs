@@ -149,6 +149,21 @@ pub enum Mode {
     Stop,
 }
 
+/// The send timer of a device in `mode` (paced only), started at a random phase so
+/// that devices do not send in lockstep.
+pub fn pacer(mode: Mode, rng: &mut impl Rng) -> Option<tokio::time::Interval> {
+    match mode {
+        Mode::Paced { interval } => {
+            let offset = interval.mul_f64(rng.random::<f64>());
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
+            // Catch up after a stall, so the offered rate holds.
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            Some(i)
+        }
+        _ => None,
+    }
+}
+
 /// State shared by the bench and every connection task.
 pub struct Control {
     pub mode: watch::Sender<Mode>,
@@ -285,8 +300,8 @@ pub struct PhaseResult {
     pub max_ms: f64,
     pub accept_p50_ms: f64,
     pub accept_p99_ms: f64,
-    /// Owed deliveries that never arrived (only when not strict).
-    pub lost: u64,
+    /// Owed deliveries that had not arrived when the drain gave up (only when not strict).
+    pub undelivered: u64,
 }
 
 impl PhaseResult {
@@ -332,8 +347,8 @@ pub async fn run_phase(
     ctl.mode.send_replace(mode);
     println!("  {label}: warming up for {} s", warmup.as_secs());
     sleep_checked(ctl, warmup).await?;
-    let server_cpu = CpuMeter::start(server_pid);
-    let generator_cpu = CpuMeter::start(std::process::id());
+    let server_cpu = CpuMeter::tree(server_pid);
+    let generator_cpu = CpuMeter::process(std::process::id());
     let start = ctl.snapshot();
     let started = Instant::now();
     ctl.window.store(window, Ordering::Relaxed);
@@ -358,6 +373,13 @@ pub async fn run_phase(
     ctl.window.store(0, Ordering::Relaxed);
     let end = ctl.snapshot();
     let secs = started.elapsed().as_secs_f64();
+    let threads = server_cpu
+        .busiest_threads(4)
+        .iter()
+        .map(|(name, cores)| format!("{name} {cores:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!("  {label}: busiest server threads (cores): {threads}");
     let mut result = PhaseResult {
         seconds: secs,
         sent_per_s: (end.sent - start.sent) as f64 / secs,
@@ -371,7 +393,7 @@ pub async fn run_phase(
     };
     ctl.mode.send_replace(Mode::Quiet);
     drain(ctl, label, strict).await?;
-    result.lost = gap(ctl).saturating_sub(gap_before);
+    result.undelivered = gap(ctl).saturating_sub(gap_before);
     Ok(result)
 }
 

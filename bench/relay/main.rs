@@ -167,8 +167,8 @@ fn figures(prefix: &str, r: &SystemResult) -> String {
         m.server_cpu_cores,
         m.generator_cpu_cores,
     ));
-    if p.lost + m.lost > 0 {
-        s.push_str(&format!(" {prefix}_lost={}", p.lost + m.lost));
+    if p.undelivered + m.undelivered > 0 {
+        s.push_str(&format!(" {prefix}_undelivered={}", p.undelivered + m.undelivered));
     }
     s
 }
@@ -194,8 +194,8 @@ fn report(name: &str, r: &SystemResult) {
             } else {
                 String::new()
             },
-            if p.lost > 0 {
-                format!("; {} deliveries LOST", p.lost)
+            if p.undelivered > 0 {
+                format!("; {} owed deliveries not arrived 30 s after sending stopped", p.undelivered)
             } else {
                 String::new()
             },

@@ -9,7 +9,7 @@
 use crate::common::seed::{self, Plan, Seeded};
 use crate::common::stream::{self, Ws};
 use crate::common::{Server, procstat, temp_data_dir};
-use crate::load::{ACK_AFTER, ACK_EVERY, Control, MAX_OUTSTANDING, Mode, Samples, Shape, Target};
+use crate::load::{self, ACK_AFTER, ACK_EVERY, Control, MAX_OUTSTANDING, Mode, Samples, Shape, Target};
 use crate::{Settings, SystemResult};
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
@@ -275,7 +275,7 @@ async fn device_loop(
     let mut acked = 0u64;
     let mut ack_tick = tokio::time::interval(ACK_EVERY);
     ack_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut pace: Option<tokio::time::Interval> = None;
+    let mut pace = load::pacer(mode, &mut rng);
     loop {
         if mode == Mode::Stop {
             let _ = sink.send(Message::Close(None)).await;
@@ -293,16 +293,7 @@ async fn device_loop(
                     continue;
                 }
                 mode = *mode_rx.borrow_and_update();
-                pace = match mode {
-                    Mode::Paced { interval } => {
-                        // A random phase, so that devices do not send in lockstep.
-                        let offset = interval.mul_f64(rand::Rng::random::<f64>(&mut rng));
-                        let mut i = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
-                        i.set_missed_tick_behavior(MissedTickBehavior::Burst);
-                        Some(i)
-                    }
-                    _ => None,
-                };
+                pace = load::pacer(mode, &mut rng);
             }
             msg = source.next() => {
                 let msg = match msg {

@@ -201,6 +201,9 @@ impl Conn {
     }
 
     pub async fn send(&mut self, s: &str) -> Result<()> {
+        if std::env::var_os("XMPP_DEBUG").is_some() {
+            eprintln!("{:?} SEND {}", std::time::SystemTime::now(), &s[..s.len().min(100)]);
+        }
         self.w
             .write_all(s.as_bytes())
             .await
@@ -224,6 +227,9 @@ impl Conn {
         match split_element(&self.buf)? {
             Some((s, e)) => {
                 let text = String::from_utf8_lossy(&self.buf[s..e]).into_owned();
+                if std::env::var_os("XMPP_DEBUG").is_some() {
+                    eprintln!("{:?} RECV {}", std::time::SystemTime::now(), &text[..text.len().min(100)]);
+                }
                 self.buf.drain(..e);
                 Ok(Some(Element(text)))
             }
