@@ -172,3 +172,43 @@ fn threads(pid: u32) -> HashMap<u32, (String, u64)> {
     }
     out
 }
+
+/// Busy and total CPU ticks of the whole machine so far (`/proc/stat`).
+fn machine_ticks() -> (u64, u64) {
+    let Ok(s) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let Some(line) = s.lines().find(|l| l.starts_with("cpu ")) else {
+        return (0, 0);
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Cores busy on the whole machine (every process) over a window.
+pub struct MachineMeter {
+    busy: u64,
+    at: Instant,
+}
+
+impl MachineMeter {
+    pub fn start() -> MachineMeter {
+        MachineMeter {
+            busy: machine_ticks().0,
+            at: Instant::now(),
+        }
+    }
+
+    pub fn cores(&self) -> f64 {
+        let used = machine_ticks().0.saturating_sub(self.busy) as f64 / clock_ticks();
+        let secs = self.at.elapsed().as_secs_f64();
+        if secs > 0.0 { used / secs } else { 0.0 }
+    }
+}

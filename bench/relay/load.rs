@@ -294,6 +294,8 @@ pub struct PhaseResult {
     pub skipped: u64,
     pub server_cpu_cores: f64,
     pub generator_cpu_cores: f64,
+    /// Every process on the machine, the server and the generator included.
+    pub machine_cpu_cores: f64,
     pub server_rss_mib: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -306,6 +308,12 @@ pub struct PhaseResult {
 
 impl PhaseResult {
     /// Fill in the latency figures from the merged samples of `window`.
+    /// Cores used by processes other than the server and the generator (other work
+    /// on the machine disturbing the measurement).
+    pub fn other_cpu_cores(&self) -> f64 {
+        (self.machine_cpu_cores - self.server_cpu_cores - self.generator_cpu_cores).max(0.0)
+    }
+
     pub fn latencies(&mut self, samples: &mut Samples, window: u8) {
         let d = &mut samples.delivery[window as usize];
         self.p50_ms = quantile_ms(d, 0.50);
@@ -349,6 +357,7 @@ pub async fn run_phase(
     sleep_checked(ctl, warmup).await?;
     let server_cpu = CpuMeter::tree(server_pid);
     let generator_cpu = CpuMeter::process(std::process::id());
+    let machine_cpu = procstat::MachineMeter::start();
     let start = ctl.snapshot();
     let started = Instant::now();
     ctl.window.store(window, Ordering::Relaxed);
@@ -388,6 +397,7 @@ pub async fn run_phase(
         skipped: end.skipped - start.skipped,
         server_cpu_cores: server_cpu.cores(),
         generator_cpu_cores: generator_cpu.cores(),
+        machine_cpu_cores: machine_cpu.cores(),
         server_rss_mib: procstat::tree_rss_kib(server_pid) as f64 / 1024.0,
         ..Default::default()
     };

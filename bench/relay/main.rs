@@ -144,7 +144,8 @@ fn figures(prefix: &str, r: &SystemResult) -> String {
     let mut s = format!(
         "{prefix}_delivered_per_s={:.0} {prefix}_p50_ms={:.1} {prefix}_p99_ms={:.1} \
          {prefix}_accepted_per_s={:.0} {prefix}_accept_p99_ms={:.1} \
-         {prefix}_server_cpu_cores={:.2} {prefix}_generator_cpu_cores={:.2} {prefix}_server_rss_mib={:.0}",
+         {prefix}_server_cpu_cores={:.2} {prefix}_generator_cpu_cores={:.2} {prefix}_other_cpu_cores={:.2} \
+         {prefix}_server_rss_mib={:.0}",
         p.delivered_per_s,
         p.p50_ms,
         p.p99_ms,
@@ -152,6 +153,7 @@ fn figures(prefix: &str, r: &SystemResult) -> String {
         p.accept_p99_ms,
         p.server_cpu_cores,
         p.generator_cpu_cores,
+        p.other_cpu_cores(),
         p.server_rss_mib,
     );
     if p.skipped > 0 {
@@ -159,13 +161,15 @@ fn figures(prefix: &str, r: &SystemResult) -> String {
     }
     s.push_str(&format!(
         " {prefix}_max_delivered_per_s={:.0} {prefix}_max_p50_ms={:.1} {prefix}_max_p99_ms={:.1} \
-         {prefix}_max_accepted_per_s={:.0} {prefix}_max_server_cpu_cores={:.2} {prefix}_max_generator_cpu_cores={:.2}",
+         {prefix}_max_accepted_per_s={:.0} {prefix}_max_server_cpu_cores={:.2} {prefix}_max_generator_cpu_cores={:.2} \
+         {prefix}_max_other_cpu_cores={:.2}",
         m.delivered_per_s,
         m.p50_ms,
         m.p99_ms,
         m.accepted_per_s,
         m.server_cpu_cores,
         m.generator_cpu_cores,
+        m.other_cpu_cores(),
     ));
     if p.undelivered + m.undelivered > 0 {
         s.push_str(&format!(" {prefix}_undelivered={}", p.undelivered + m.undelivered));
@@ -177,7 +181,7 @@ fn report(name: &str, r: &SystemResult) {
     for (label, p) in [("paced", &r.paced), ("max", &r.max)] {
         println!(
             "{name} {label}: sent {:.0}/s, accepted {:.0}/s, delivered {:.0}/s; delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
-             accepted p50 {:.1} ms, p99 {:.1} ms; server {:.2} cores, generator {:.2} cores; server RSS {:.0} MiB{}{}",
+             accepted p50 {:.1} ms, p99 {:.1} ms; server {:.2} cores, generator {:.2} cores, other processes {:.2} cores; server RSS {:.0} MiB{}{}",
             p.sent_per_s,
             p.accepted_per_s,
             p.delivered_per_s,
@@ -188,6 +192,7 @@ fn report(name: &str, r: &SystemResult) {
             p.accept_p99_ms,
             p.server_cpu_cores,
             p.generator_cpu_cores,
+            p.other_cpu_cores(),
             p.server_rss_mib,
             if p.skipped > 0 {
                 format!("; {} paced sends skipped (device at {} unanswered)", p.skipped, load::MAX_OUTSTANDING)
