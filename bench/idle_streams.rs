@@ -174,8 +174,8 @@ async fn measure(
     let tls = stream::tls_connector(&server.ca_file())?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let baseline_kib = procstat::tree_rss_kib(pid);
-    let client_baseline_kib = procstat::tree_rss_kib(std::process::id())
-        .saturating_sub(procstat::tree_rss_kib(pid));
+    let client_baseline_kib =
+        procstat::tree_rss_kib(std::process::id()).saturating_sub(procstat::tree_rss_kib(pid));
     println!(
         "server (pid {pid}) on {addr}: RSS {:.1} MiB before any stream; opening {} streams from {sources} source addresses",
         baseline_kib as f64 / 1024.0,
@@ -201,8 +201,8 @@ async fn measure(
                 let local = source(i);
                 pending.push(async move {
                     let r = tokio::time::timeout(ONE_LIMIT, async {
-                        let mut ws = stream::open(addr, Some(local), &tls, stream::ws_config(2048))
-                            .await?;
+                        let mut ws =
+                            stream::open(addr, Some(local), &tls, stream::ws_config(2048)).await?;
                         stream::authenticate(&mut ws, token, ONE_LIMIT).await?;
                         Ok::<Ws, anyhow::Error>(ws)
                     })
@@ -244,9 +244,8 @@ async fn measure(
                         first_errors.push(text);
                     }
                     if in_a_row >= GIVE_UP_AFTER && stopped_because.is_none() {
-                        stopped_because = Some(format!(
-                            "{GIVE_UP_AFTER} streams in a row failed to open"
-                        ));
+                        stopped_because =
+                            Some(format!("{GIVE_UP_AFTER} streams in a row failed to open"));
                     }
                 }
             }
@@ -330,10 +329,7 @@ async fn measure(
     let t = Instant::now();
     drop(conns);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    println!(
-        "closed the streams in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    println!("closed the streams in {:.1} s", t.elapsed().as_secs_f64());
 
     let mut line = format!(
         "connections={n} target_connections={} server_rss_mib={:.1} baseline_rss_mib={:.1} \

@@ -53,7 +53,10 @@ pub fn tree(pid: u32) -> Vec<u32> {
 
 /// CPU ticks (user + system) used so far by `pid` and its descendants.
 pub fn tree_cpu_ticks(pid: u32) -> u64 {
-    tree(pid).into_iter().filter_map(|p| stat(p).map(|s| s.1)).sum()
+    tree(pid)
+        .into_iter()
+        .filter_map(|p| stat(p).map(|s| s.1))
+        .sum()
 }
 
 /// A `VmRSS:`-style field of `/proc/PID/status`, in KiB.

@@ -155,8 +155,7 @@ fn seed_into(st: &Store, plan: &Plan) -> Result<Seeded> {
         let ids = st.write_now(|tx| {
             let mut ids = Vec::with_capacity(chunk.len());
             for &(a, b) in chunk {
-                let (change, created) =
-                    conversation::open_direct(tx, &records[a], &records[b].id)?;
+                let (change, created) = conversation::open_direct(tx, &records[a], &records[b].id)?;
                 if !created {
                     return Err(outpost::error::Error::internal(format!(
                         "users {a} and {b} already had a direct conversation"
@@ -180,8 +179,10 @@ fn seed_into(st: &Store, plan: &Plan) -> Result<Seeded> {
             let mut ids = Vec::with_capacity(chunk.len());
             for (k, members) in chunk.iter().enumerate() {
                 let creator = &records[members[0]];
-                let others: Vec<String> =
-                    members[1..].iter().map(|&m| records[m].id.clone()).collect();
+                let others: Vec<String> = members[1..]
+                    .iter()
+                    .map(|&m| records[m].id.clone())
+                    .collect();
                 let name = format!("bench room {}", n * CONVERSATIONS_PER_TX + k);
                 let change = conversation::create_room(tx, creator, &name, "", &others)?;
                 ids.push(change.after.map(|c| c.id).unwrap_or_default());

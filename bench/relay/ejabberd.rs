@@ -57,7 +57,10 @@ fn room_jid(r: usize) -> String {
 /// Where the Debian package keeps ejabberd's Erlang applications.
 fn erl_libs() -> Option<PathBuf> {
     let base = Path::new("/usr/lib/x86_64-linux-gnu");
-    let dirs = [base.to_path_buf(), PathBuf::from("/usr/lib/aarch64-linux-gnu")];
+    let dirs = [
+        base.to_path_buf(),
+        PathBuf::from("/usr/lib/aarch64-linux-gnu"),
+    ];
     for d in dirs {
         if let Ok(rd) = std::fs::read_dir(&d)
             && rd
@@ -215,12 +218,21 @@ impl Ejabberd {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        println!("ejabberd: starting on 127.0.0.1:{port} with {}", cfg.display());
+        println!(
+            "ejabberd: starting on 127.0.0.1:{port} with {}",
+            cfg.display()
+        );
         let mut child = cmd.spawn().context("cannot run erl")?;
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         for out in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -294,7 +306,10 @@ impl Ejabberd {
             if asked.elapsed() > STOP_LIMIT {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("ejabberd did not stop within {} s of SIGTERM (killed)", STOP_LIMIT.as_secs());
+                bail!(
+                    "ejabberd did not stop within {} s of SIGTERM (killed)",
+                    STOP_LIMIT.as_secs()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -312,7 +327,11 @@ impl Drop for Ejabberd {
 
 /// Start ejabberd, register and connect every user, join the rooms, run both
 /// phases, stop.
-pub fn run(settings: &Settings, shape: Arc<Shape>, rt: &tokio::runtime::Runtime) -> Result<SystemResult> {
+pub fn run(
+    settings: &Settings,
+    shape: Arc<Shape>,
+    rt: &tokio::runtime::Runtime,
+) -> Result<SystemResult> {
     let libs = ensure_installed()?;
     let server = Ejabberd::start(&libs)?;
     let result = rt.block_on(drive(settings, shape, &server));
@@ -396,7 +415,9 @@ impl Session {
         .await?;
         let me = format!("{room}/{nick}");
         self.wait_for("joining a room", |e| {
-            e.name() == "presence" && e.attr("from") == Some(me.as_str()) && e.attr("type").is_none()
+            e.name() == "presence"
+                && e.attr("from") == Some(me.as_str())
+                && e.attr("type").is_none()
         })
         .await?;
         if creator {
@@ -430,7 +451,10 @@ async fn drive(settings: &Settings, shape: Arc<Shape>, server: &Ejabberd) -> Res
         }
     })
     .await?;
-    println!("ejabberd: registered {n} users in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "ejabberd: registered {n} users in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     let t = Instant::now();
     let baseline_kib = procstat::tree_rss_kib(pid);
@@ -514,7 +538,13 @@ async fn drive(settings: &Settings, shape: Arc<Shape>, server: &Ejabberd) -> Res
     Ok(r)
 }
 
-async fn device(ctl: Arc<Control>, shape: Arc<Shape>, me: usize, s: Session, pad: String) -> Samples {
+async fn device(
+    ctl: Arc<Control>,
+    shape: Arc<Shape>,
+    me: usize,
+    s: Session,
+    pad: String,
+) -> Samples {
     let mut samples = Samples::default();
     if let Err(e) = device_loop(&ctl, &shape, me, s, &pad, &mut samples).await {
         ctl.fail(format!("ejabberd user {}: {e:#}", user(me)));
@@ -550,7 +580,16 @@ async fn device_loop(
         }
         if let Mode::Closed { window } = mode {
             while inflight.len() < window {
-                message(ctl, shape, me, &mut s, pad, &mut rng, &mut inflight, &mut out);
+                message(
+                    ctl,
+                    shape,
+                    me,
+                    &mut s,
+                    pad,
+                    &mut rng,
+                    &mut inflight,
+                    &mut out,
+                );
             }
         }
         if !out.is_empty() {
@@ -559,7 +598,17 @@ async fn device_loop(
         }
         // Handle everything already buffered before reading more.
         while let Some(e) = s.conn.buffered()? {
-            handle(ctl, me, &mut s, e, &my_room, &my_nick, &mut inflight, samples, &mut out)?;
+            handle(
+                ctl,
+                me,
+                &mut s,
+                e,
+                &my_room,
+                &my_nick,
+                &mut inflight,
+                samples,
+                &mut out,
+            )?;
         }
         if !out.is_empty() {
             s.conn.send(&out).await?;
@@ -647,7 +696,10 @@ fn handle(
                     break;
                 }
                 inflight.pop_front();
-                samples.accept(ctl.window.load(Ordering::Relaxed), ctl.now_us().saturating_sub(t));
+                samples.accept(
+                    ctl.window.load(Ordering::Relaxed),
+                    ctl.now_us().saturating_sub(t),
+                );
                 ctl.expected.fetch_add(recips, Ordering::Relaxed);
                 ctl.accepted.fetch_add(1, Ordering::Relaxed);
             }
@@ -660,7 +712,10 @@ fn handle(
             let from = e.attr("from").unwrap_or("");
             if e.attr("type") == Some("groupchat")
                 && let Some(room) = my_room
-                && from.strip_prefix(room.as_str()).and_then(|r| r.strip_prefix('/')) == Some(my_nick)
+                && from
+                    .strip_prefix(room.as_str())
+                    .and_then(|r| r.strip_prefix('/'))
+                    == Some(my_nick)
             {
                 return Ok(()); // The room's echo of our own message.
             }
@@ -672,7 +727,10 @@ fn handle(
                 .next()
                 .and_then(|t| t.parse().ok())
                 .ok_or_else(|| anyhow!("user {me} received a message it cannot read: {}", e.0))?;
-            samples.delivery(ctl.window.load(Ordering::Relaxed), ctl.now_us().saturating_sub(sent));
+            samples.delivery(
+                ctl.window.load(Ordering::Relaxed),
+                ctl.now_us().saturating_sub(sent),
+            );
             ctl.delivered.fetch_add(1, Ordering::Relaxed);
         }
         "presence" | "iq" => {

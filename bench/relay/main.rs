@@ -172,7 +172,10 @@ fn figures(prefix: &str, r: &SystemResult) -> String {
         m.other_cpu_cores(),
     ));
     if p.undelivered + m.undelivered > 0 {
-        s.push_str(&format!(" {prefix}_undelivered={}", p.undelivered + m.undelivered));
+        s.push_str(&format!(
+            " {prefix}_undelivered={}",
+            p.undelivered + m.undelivered
+        ));
     }
     s
 }
@@ -195,12 +198,19 @@ fn report(name: &str, r: &SystemResult) {
             p.other_cpu_cores(),
             p.server_rss_mib,
             if p.skipped > 0 {
-                format!("; {} paced sends skipped (device at {} unanswered)", p.skipped, load::MAX_OUTSTANDING)
+                format!(
+                    "; {} paced sends skipped (device at {} unanswered)",
+                    p.skipped,
+                    load::MAX_OUTSTANDING
+                )
             } else {
                 String::new()
             },
             if p.undelivered > 0 {
-                format!("; {} owed deliveries not arrived 30 s after sending stopped", p.undelivered)
+                format!(
+                    "; {} owed deliveries not arrived 30 s after sending stopped",
+                    p.undelivered
+                )
             } else {
                 String::new()
             },

@@ -9,7 +9,9 @@
 use crate::common::seed::{self, Plan, Seeded};
 use crate::common::stream::{self, Ws};
 use crate::common::{Server, procstat, temp_data_dir};
-use crate::load::{self, ACK_AFTER, ACK_EVERY, Control, MAX_OUTSTANDING, Mode, Samples, Shape, Target};
+use crate::load::{
+    self, ACK_AFTER, ACK_EVERY, Control, MAX_OUTSTANDING, Mode, Samples, Shape, Target,
+};
 use crate::{Settings, SystemResult};
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
@@ -68,7 +70,9 @@ impl Template {
             signature: random_b64(rng, 64),
         };
         let json = stream::encode(&ClientFrame::Send { envelope: env });
-        let (head, tail) = json.split_once(ID_PLACEHOLDER).expect("placeholder present");
+        let (head, tail) = json
+            .split_once(ID_PLACEHOLDER)
+            .expect("placeholder present");
         Template {
             head: head.to_string(),
             tail: tail.to_string(),
@@ -145,8 +149,15 @@ fn templates(shape: &Shape, seeded: &Seeded, u: usize, rng: &mut impl RngCore) -
 }
 
 /// Seed, start the server, connect every device, run both phases, stop.
-pub fn run(settings: &Settings, shape: Arc<Shape>, rt: &tokio::runtime::Runtime) -> Result<SystemResult> {
-    println!("outpost: seeding {} users with one device each", shape.users);
+pub fn run(
+    settings: &Settings,
+    shape: Arc<Shape>,
+    rt: &tokio::runtime::Runtime,
+) -> Result<SystemResult> {
+    println!(
+        "outpost: seeding {} users with one device each",
+        shape.users
+    );
     let dir = temp_data_dir("relay")?;
     seed::bootstrap(dir.path())?;
     let seeded = seed::seed(dir.path(), &plan(&shape))?;
@@ -158,7 +169,10 @@ pub fn run(settings: &Settings, shape: Arc<Shape>, rt: &tokio::runtime::Runtime)
     match result {
         Ok(r) => {
             let took = server.stop()?;
-            println!("outpost: stopped cleanly in {:.0} ms", took.as_secs_f64() * 1000.0);
+            println!(
+                "outpost: stopped cleanly in {:.0} ms",
+                took.as_secs_f64() * 1000.0
+            );
             Ok(r)
         }
         Err(e) => {
@@ -201,7 +215,12 @@ async fn drive(
                         Ok(ws)
                     })
                     .await
-                    .map_err(|_| anyhow!("device {u} did not connect within {} s", CONNECT_LIMIT.as_secs()))
+                    .map_err(|_| {
+                        anyhow!(
+                            "device {u} did not connect within {} s",
+                            CONNECT_LIMIT.as_secs()
+                        )
+                    })
                     .and_then(|r| r);
                     (u, r)
                 });
@@ -248,7 +267,13 @@ fn sent_us(id: &str) -> Option<u64> {
 }
 
 /// One device: sends as the mode says, reads everything, acknowledges deliveries.
-async fn device(ctl: Arc<Control>, shape: Arc<Shape>, me: usize, ws: Ws, templates: Templates) -> Samples {
+async fn device(
+    ctl: Arc<Control>,
+    shape: Arc<Shape>,
+    me: usize,
+    ws: Ws,
+    templates: Templates,
+) -> Samples {
     let mut samples = Samples::default();
     if let Err(e) = device_loop(&ctl, &shape, me, ws, &templates, &mut samples).await {
         ctl.fail(format!("device {me}: {e:#}"));
@@ -283,7 +308,17 @@ async fn device_loop(
         }
         if let Mode::Closed { window } = mode {
             while inflight.len() < window {
-                send(ctl, shape, me, &mut sink, templates, &mut rng, &mut n, &mut inflight).await?;
+                send(
+                    ctl,
+                    shape,
+                    me,
+                    &mut sink,
+                    templates,
+                    &mut rng,
+                    &mut n,
+                    &mut inflight,
+                )
+                .await?;
             }
         }
         tokio::select! {
@@ -374,7 +409,9 @@ type Sink = futures_util::stream::SplitSink<Ws, Message>;
 
 async fn ack(ctl: &Control, sink: &mut Sink, up_to: u64) -> Result<()> {
     let f = stream::encode(&ClientFrame::Ack { up_to });
-    sink.send(Message::text(f)).await.context("sending an ack")?;
+    sink.send(Message::text(f))
+        .await
+        .context("sending an ack")?;
     ctl.acks.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }

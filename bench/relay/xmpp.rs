@@ -157,6 +157,8 @@ pub struct Conn {
     pub r: ReadHalf<Tls>,
     pub w: WriteHalf<Tls>,
     buf: Vec<u8>,
+    /// Where the unconsumed bytes of `buf` start.
+    start: usize,
     domain: String,
 }
 
@@ -169,6 +171,7 @@ impl Conn {
             r,
             w,
             buf: Vec::with_capacity(16 * 1024),
+            start: 0,
             domain: domain.to_string(),
         };
         c.open_stream().await?;
@@ -183,6 +186,8 @@ impl Conn {
             self.domain
         );
         self.send(&header).await?;
+        self.buf.drain(..self.start);
+        self.start = 0;
         loop {
             if let Some(p) = find(&self.buf, b"<stream:stream") {
                 let rest = &self.buf[p..];
@@ -201,9 +206,6 @@ impl Conn {
     }
 
     pub async fn send(&mut self, s: &str) -> Result<()> {
-        if std::env::var_os("XMPP_DEBUG").is_some() {
-            eprintln!("{:?} SEND {}", std::time::SystemTime::now(), &s[..s.len().min(100)]);
-        }
         self.w
             .write_all(s.as_bytes())
             .await
@@ -211,6 +213,11 @@ impl Conn {
     }
 
     async fn fill(&mut self) -> Result<()> {
+        // Drop what was consumed before reading more (not after every element).
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         let n = self
             .r
             .read_buf(&mut self.buf)
@@ -224,13 +231,15 @@ impl Conn {
 
     /// The next complete element already buffered, if any.
     pub fn buffered(&mut self) -> Result<Option<Element>> {
-        match split_element(&self.buf)? {
+        match split_element(&self.buf[self.start..])? {
             Some((s, e)) => {
+                let (s, e) = (self.start + s, self.start + e);
                 let text = String::from_utf8_lossy(&self.buf[s..e]).into_owned();
-                if std::env::var_os("XMPP_DEBUG").is_some() {
-                    eprintln!("{:?} RECV {}", std::time::SystemTime::now(), &text[..text.len().min(100)]);
+                self.start = e;
+                if self.start == self.buf.len() {
+                    self.buf.clear();
+                    self.start = 0;
                 }
-                self.buf.drain(..e);
                 Ok(Some(Element(text)))
             }
             None => Ok(None),
@@ -300,9 +309,13 @@ impl Conn {
             bail!("SASL PLAIN for {user} failed: {}", e.0);
         }
         self.buf.clear();
+        self.start = 0;
         let features = self.open_stream().await?;
         if !features.contains(SM) {
-            bail!("the server does not offer stream management: {}", features.0);
+            bail!(
+                "the server does not offer stream management: {}",
+                features.0
+            );
         }
         self.send(&format!(
             "<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
