@@ -604,19 +604,23 @@ impl Session {
         conversation_id: &str,
         path: &Path,
         caption: Option<&str>,
+        options: EnvelopeOptions,
         progress: Progress<'_>,
     ) -> Result<(Accepted, FileRef)> {
         let file = files::upload_file(&self.api, path, progress).await?;
-        let accepted = self.send_file_ref(conversation_id, &file, caption).await?;
+        let accepted = self
+            .send_file_ref(conversation_id, &file, caption, options)
+            .await?;
         Ok((accepted, file))
     }
 
-    /// Send an already uploaded file.
+    /// Send an already uploaded file (its blob is added to `options.attachments`).
     pub async fn send_file_ref(
         &mut self,
         conversation_id: &str,
         file: &FileRef,
         caption: Option<&str>,
+        mut options: EnvelopeOptions,
     ) -> Result<Accepted> {
         if file.sha256.is_empty() {
             bail!("the upload of {} is not complete", file.name);
@@ -625,12 +629,15 @@ impl Session {
             text: caption.map(str::to_string),
             file: file.clone(),
         })?;
-        let options = EnvelopeOptions {
-            attachments: vec![Attachment {
+        if !options
+            .attachments
+            .iter()
+            .any(|a| a.blob_id == file.blob_id)
+        {
+            options.attachments.push(Attachment {
                 blob_id: file.blob_id.clone(),
-            }],
-            ..Default::default()
-        };
+            });
+        }
         self.send_content(conversation_id, Kind::File, &content, options)
             .await
     }
