@@ -371,13 +371,14 @@ impl Session {
     fn attach(&mut self, stream: Stream) {
         let (sender, mut receiver) = stream.split();
         let (tx, rx) = mpsc::channel(256);
+        // Reads until the server closes, even after the session stopped listening: a
+        // socket closed with unread data is reset, and the reset can destroy frames
+        // (a last `ack`) the server has received but not yet read.
         let reader = tokio::spawn(async move {
             loop {
                 match receiver.recv().await {
                     Ok(Some(f)) => {
-                        if tx.send(Ok(f)).await.is_err() {
-                            break;
-                        }
+                        let _ = tx.send(Ok(f)).await;
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -399,8 +400,15 @@ impl Session {
     pub async fn disconnect(&mut self) {
         let _ = self.ack_processed().await;
         if let Some(c) = self.conn.take() {
+            drop(c.incoming);
             c.sender.close().await;
-            c.reader.abort();
+            let mut reader = c.reader;
+            if tokio::time::timeout(Duration::from_secs(2), &mut reader)
+                .await
+                .is_err()
+            {
+                reader.abort();
+            }
         }
         self.inbox.clear();
     }

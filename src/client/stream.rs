@@ -200,7 +200,11 @@ impl StreamSender {
                 let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
             }
             SenderInner::Quic(mut send, link) => {
-                let _ = send.finish();
+                // Closing the connection drops undelivered stream data (a last `ack`):
+                // finish the stream and wait until the server has read it all.
+                if send.finish().is_ok() {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+                }
                 link.connection.close(0u32.into(), b"bye");
                 let _ =
                     tokio::time::timeout(Duration::from_secs(2), link.endpoint.wait_idle()).await;
