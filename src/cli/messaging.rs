@@ -1011,6 +1011,110 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        crate::cli::Cli::command().debug_assert();
+    }
+
+    async fn cli(args: &[&str]) -> Result<i32> {
+        let mut all = vec!["outpost", "client"];
+        all.extend_from_slice(args);
+        let cli = crate::cli::Cli::try_parse_from(all).unwrap();
+        let crate::cli::Command::Client(a) = cli.command else {
+            panic!("not a client command")
+        };
+        run(a).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commands_against_the_mock_appliance() {
+        let mock = crate::client::mock::Mock::start(None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &mock.ca_pem).unwrap();
+        {
+            let mut s = mock.state.lock().unwrap();
+            s.add_user("alice@example.org");
+            s.add_user("bob@example.org");
+        }
+        let mut profiles = Vec::new();
+        for who in ["alice", "bob"] {
+            let out = crate::client::login(&LoginRequest {
+                url: mock.url.clone(),
+                ca_cert: Some(ca.clone()),
+                insecure: false,
+                quic_addr: None,
+                network_id: None,
+                username: format!("{who}@example.org"),
+                password: "pw".into(),
+                device_name: who.into(),
+            })
+            .await
+            .unwrap();
+            let p = dir.path().join(format!("{who}.json"));
+            out.profile.save(&p).unwrap();
+            profiles.push(p.to_string_lossy().into_owned());
+        }
+        let (alice, bob) = (profiles[0].as_str(), profiles[1].as_str());
+        let file = dir.path().join("notes.txt");
+        std::fs::write(&file, "secret notes\n".repeat(10_000)).unwrap();
+        let file = file.to_string_lossy().into_owned();
+        let saved = dir.path().join("saved");
+        let saved_s = saved.to_string_lossy().into_owned();
+
+        assert_eq!(
+            cli(&["--profile", alice, "rooms", "dm", "bob@example.org"])
+                .await
+                .unwrap(),
+            0
+        );
+        let to_bob = ["--profile", alice, "send", "--to", "bob@example.org"];
+        assert_eq!(
+            cli(&[&to_bob[..], &["hello", "bob"]].concat())
+                .await
+                .unwrap(),
+            0
+        );
+        let with_file = [
+            &to_bob[..],
+            &["--transport", "quic", "--file", &file, "notes"],
+        ]
+        .concat();
+        assert_eq!(cli(&with_file).await.unwrap(), 0);
+        let listen = [
+            "--profile",
+            bob,
+            "listen",
+            "--count",
+            "2",
+            "--timeout",
+            "10",
+        ];
+        let listen_json = [&listen[..], &["--json", "--save-files", &saved_s]].concat();
+        assert_eq!(cli(&listen_json).await.unwrap(), 0);
+        assert_eq!(
+            std::fs::read(saved.join("notes.txt")).unwrap(),
+            std::fs::read(&file).unwrap()
+        );
+        // Both were acknowledged: nothing is left to receive.
+        let once = ["--profile", bob, "listen", "--count", "1", "--timeout", "1"];
+        assert_eq!(cli(&once).await.unwrap(), 1);
+
+        // Upload separately, download by reference.
+        let reference = dir.path().join("ref.json").to_string_lossy().into_owned();
+        let upload = ["--profile", alice, "upload", &file, "--ref", &reference];
+        assert_eq!(cli(&upload).await.unwrap(), 0);
+        let out = dir.path().join("copy.txt").to_string_lossy().into_owned();
+        let download = ["--profile", bob, "download", &reference, "-o", &out];
+        assert_eq!(cli(&download).await.unwrap(), 0);
+        assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
+        // Sending a missing file fails cleanly.
+        let missing = [&to_bob[..], &["--file", "/nonexistent/x"]].concat();
+        assert!(cli(&missing).await.is_err());
+        mock.stop().await;
+    }
+
+    #[test]
     fn finds_file_references() {
         let f = json!({"blob_id": "b", "name": "n", "size": 1, "mime": "m", "key": "k",
                        "nonce_prefix": "p", "sha256": "s"});

@@ -26,4 +26,4 @@ pub use tls::Trust;
 #[cfg(test)]
 mod e2e_tests;
 #[cfg(test)]
-mod mock;
+pub(crate) mod mock;
