@@ -32,7 +32,12 @@ sending and can resume; `send --file-ref REF.json` sends it later.";
 #[command(after_help = AFTER_HELP)]
 pub struct ClientArgs {
     /// Client profile file [default: ~/.config/outpost/client.json].
-    #[arg(long, env = "OUTPOST_CLIENT_PROFILE", global = true)]
+    #[arg(
+        long,
+        env = "OUTPOST_CLIENT_PROFILE",
+        global = true,
+        hide_env_values = true
+    )]
     pub profile: Option<PathBuf>,
     #[command(subcommand)]
     pub command: ClientCommand,
@@ -550,7 +555,7 @@ fn progress_printer(label: &'static str) -> impl FnMut(u64, u64) + Send {
         if !show {
             return;
         }
-        let pct = (done * 100).checked_div(total).unwrap_or(100);
+        let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
         if pct != last {
             last = pct;
             eprint!("\r{label} {pct:>3}%");

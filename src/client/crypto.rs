@@ -367,7 +367,8 @@ pub fn segment_count(plaintext_len: u64) -> u64 {
 
 /// Bytes of the blob of a file of `plaintext_len` bytes.
 pub fn encrypted_len(plaintext_len: u64) -> u64 {
-    plaintext_len + segment_count(plaintext_len) * TAG_LEN as u64
+    // Saturating: a size claimed by someone else must not overflow.
+    plaintext_len.saturating_add(segment_count(plaintext_len).saturating_mul(TAG_LEN as u64))
 }
 
 /// Plaintext bytes of a blob of `blob_len` bytes, if that is a possible blob length.
