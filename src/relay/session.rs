@@ -274,7 +274,6 @@ async fn serve<R: FrameSource, W: FrameSink>(
             acks.in_flight = Some((acks.wanted, relay.ack(&device_id, acks.wanted)));
         }
         tokio::select! {
-            biased;
             _ = reg.recheck.notified() => {
                 if !relay.hub.is_current(&device_id, reg.id) {
                     return Err(Error::conflict("replaced", "this device opened another stream; this one is closed"));
