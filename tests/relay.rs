@@ -309,9 +309,22 @@ fn bad_envelopes_get_a_clear_refusal_and_nothing_is_stored() {
     let eve_dm = eve.dm(&bob);
     refuse(envelope(&eve_dm, "stranger", &to), "conversation_not_found");
 
-    // Not a frame at all, and a frame of no known type: refused, stream still usable.
+    // A send frame whose envelope does not parse: refused as such, the stream goes on.
+    let mut e = base("kind");
+    e["kind"] = json!("telepathy");
+    let id = e["client_msg_id"].clone();
+    a.send(&json!({"type": "send", "envelope": e}));
+    let err = a.expect_error("invalid_envelope");
+    assert_eq!(err["fatal"], false);
+    assert_eq!(err["client_msg_id"], id);
+    a.send(&json!({"type": "ack"}));
+    assert_eq!(a.expect_error("malformed_frame")["fatal"], false);
+    a.send(&json!({"type": "ping"}));
+    a.expect("pong");
+    // Text that is not a frame at all ends the stream.
     a.send_raw("{not json");
-    a.expect_error("malformed_frame");
+    assert_eq!(a.expect_error("malformed_frame")["fatal"], true);
+    assert!(a.closes_within(Duration::from_secs(5)));
 }
 
 #[test]

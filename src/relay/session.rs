@@ -72,6 +72,28 @@ fn parse(text: &str) -> Result<ClientFrame, Error> {
     })
 }
 
+fn is_json_object(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.is_object())
+}
+
+fn text_type(text: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()?
+        .get("type")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The client message id of a broken `send` frame, if it names one.
+fn client_msg_id_of(text: &str) -> Option<String> {
+    let v = serde_json::from_str::<serde_json::Value>(text).ok()?;
+    v.get("envelope")?
+        .get("client_msg_id")?
+        .as_str()
+        .filter(|id| super::policy::valid_client_msg_id(id))
+        .map(str::to_string)
+}
+
 /// Run a stream to its end.
 pub async fn run<R: FrameSource, W: FrameSink>(
     relay: Arc<Relay>,
@@ -330,7 +352,24 @@ async fn serve<R: FrameSource, W: FrameSink>(
                     Some(Err(e)) => return Err(e),
                     Some(Ok(t)) => t,
                 };
-                let frame = parse(&text)?;
+                // A frame of a known type with bad fields is refused and the stream
+                // goes on; text that is not a frame at all, or of an unknown type, ends it.
+                let frame = match parse(&text) {
+                    Ok(f) => f,
+                    Err(e) if e.code == "malformed_frame" && is_json_object(&text) => {
+                        let id = client_msg_id_of(&text);
+                        let e = if text_type(&text).as_deref() == Some("send") {
+                            Error::invalid("invalid_envelope", e.message.replace("the frame is not valid", "the envelope is not valid"))
+                        } else {
+                            e
+                        };
+                        if !sink.send_frame(encode(&ServerFrame::error(&e, id.as_deref(), false))).await {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 if !bucket.take() {
                     let id = match &frame {
                         ClientFrame::Send { envelope } => Some(envelope.client_msg_id.as_str()),
