@@ -107,16 +107,27 @@ pub async fn run<R: FrameSource, W: FrameSink>(
     relay.touch(&session);
     let device_id = session.device.id.clone();
     let mut reg = relay.hub.register(&device_id, session.user_id(), transport);
+    let mut acks = Acks {
+        wanted: 0,
+        written: 0,
+        in_flight: None,
+    };
     let ended = serve(
         &relay,
         &mut session,
         &mut reg,
+        &mut acks,
         &mut src,
         &mut sink,
         transport,
     )
     .await;
     relay.hub.unregister(&device_id, &reg);
+    // An ack that arrived just before the stream ended is still written (queued now;
+    // the writer applies it whether or not anyone waits).
+    if acks.wanted > acks.written {
+        drop(relay.ack(&device_id, acks.wanted));
+    }
     if let Err(e) = ended {
         fatal(&mut sink, &e).await;
     } else {
@@ -259,6 +270,7 @@ async fn serve<R: FrameSource, W: FrameSink>(
     relay: &Relay,
     session: &mut DeviceSession,
     reg: &mut super::hub::Registration,
+    acks: &mut Acks,
     src: &mut R,
     sink: &mut W,
     transport: &'static str,
@@ -284,11 +296,6 @@ async fn serve<R: FrameSource, W: FrameSink>(
         return Ok(());
     }
     let mut sends: FuturesOrdered<InFlight> = FuturesOrdered::new();
-    let mut acks = Acks {
-        wanted: 0,
-        written: 0,
-        in_flight: None,
-    };
     let mut policy = session.account.policy.clone();
     let mut bucket = Bucket::new(relay.config.max_frames_per_second);
     loop {
