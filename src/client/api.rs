@@ -21,7 +21,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one blob chunk upload may take.
 const CHUNK_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// A refusal as the server described it (`{"error": {"code", "message", "details"}}`).
+/// A refusal as the server described it (`{"code", "message", "details"}`, §1.1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerError {
     pub status: u16,
@@ -55,14 +55,10 @@ impl ApiError {
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
-/// Parse an error answer. Accepts the documented `{"error": {…}}` body and, leniently,
-/// the same fields at the top level; anything else becomes `http_error`.
+/// Parse an error answer: the documented `{"code", "message", "details"}` body (§1.1);
+/// anything else (a proxy's page, an empty body) becomes `http_error`.
 pub fn parse_error(status: u16, retry_after_header: Option<u64>, body: &[u8]) -> ServerError {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let obj = match v.get("error") {
-        Some(e) if e.is_object() => e,
-        _ => &v,
-    };
+    let obj: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let code = obj.get("code").and_then(Value::as_str);
     let message = obj.get("message").and_then(Value::as_str);
     let details = obj.get("details").cloned().filter(|d| !d.is_null());
@@ -672,7 +668,7 @@ mod tests {
         let e = parse_error(
             409,
             None,
-            br#"{"error":{"code":"wrong_offset","message":"expected 10","details":{"expected_offset":10}}}"#,
+            br#"{"code":"wrong_offset","message":"expected 10","details":{"expected_offset":10}}"#,
         );
         assert_eq!(e.code, "wrong_offset");
         assert_eq!(e.message, "expected 10");
@@ -689,9 +685,16 @@ mod tests {
         let e = parse_error(
             403,
             None,
-            br#"{"error":{"code":"account_locked","message":"m","details":{"retry_after":9}}}"#,
+            br#"{"code":"account_locked","message":"m","details":{"retry_after":9}}"#,
         );
         assert_eq!(e.retry_after, Some(9));
+        // Only the documented shape counts.
+        let e = parse_error(
+            409,
+            None,
+            br#"{"error":{"code":"wrong_offset","message":"m"}}"#,
+        );
+        assert_eq!(e.code, "http_error");
         let e = parse_error(502, None, b"<html>bad gateway</html>");
         assert_eq!(e.code, "http_error");
         assert!(e.message.contains("502"));

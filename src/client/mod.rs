@@ -22,8 +22,3 @@ pub use profile::Profile;
 pub use session::{Accepted, Event, LoginRequest, Ready, Refusal, Session, login};
 pub use stream::{Stream, StreamConfig, Transport};
 pub use tls::Trust;
-
-#[cfg(test)]
-mod e2e_tests;
-#[cfg(test)]
-pub(crate) mod mock;

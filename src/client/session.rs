@@ -53,12 +53,11 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// The consent pop-up a `consent_required` refusal carries.
+    /// The consent pop-up a `consent_required` (or `consent_version_mismatch`) refusal
+    /// carries: `details.consent`.
     pub fn consent(&self) -> Option<Consent> {
-        let d = self.details.as_ref()?;
-        serde_json::from_value(d.clone())
-            .ok()
-            .or_else(|| serde_json::from_value(d.get("consent")?.clone()).ok())
+        let c = self.details.as_ref()?.get("consent")?;
+        serde_json::from_value(c.clone()).ok()
     }
 }
 
@@ -243,7 +242,7 @@ pub struct Session {
     devices: HashMap<String, Vec<ConversationDevice>>,
     seen: Dedup,
     policy: Option<Policy>,
-    /// Highest seq handed out or dropped, and highest acknowledged.
+    /// Highest seq handed out or dropped, and highest acknowledged, on this stream.
     processed: u64,
     acked: u64,
 }
@@ -389,6 +388,11 @@ impl Session {
             }
         });
         self.inbox.clear();
+        // Acks count per stream (§4.4: an ack covers only items delivered on its
+        // stream), and one sent just before a stream closed may have been lost: what
+        // this stream delivers again is acknowledged again once processed.
+        self.processed = 0;
+        self.acked = 0;
         self.conn = Some(Connection {
             sender,
             incoming: rx,
@@ -723,7 +727,12 @@ impl Session {
     /// The next event; `None` when the server closed the stream. A fatal error frame
     /// is returned as an `Err` holding a [`Refusal`].
     pub async fn next_event(&mut self) -> Result<Option<Event>> {
-        self.ack_processed().await?;
+        // An ack that cannot be sent means the stream is gone. What the server sent
+        // before closing it (typically a fatal error saying why) is still to be read,
+        // and is what the caller needs; the items stay unacknowledged and come again.
+        if let Err(e) = self.ack_processed().await {
+            tracing::debug!(error = %format!("{e:#}"), "cannot acknowledge on the stream");
+        }
         loop {
             let frame = match self.inbox.pop_front() {
                 Some(f) => f,
@@ -897,12 +906,13 @@ mod tests {
             code: "consent_required".into(),
             message: "m".into(),
             client_msg_id: None,
-            details: Some(consent.clone()),
+            details: Some(serde_json::json!({ "consent": consent })),
             fatal: false,
         };
         assert_eq!(r.consent().unwrap().version, 3);
-        r.details = Some(serde_json::json!({ "consent": consent }));
         assert_eq!(r.consent().unwrap().title, "T");
+        r.details = Some(consent);
+        assert!(r.consent().is_none());
         r.details = None;
         assert!(r.consent().is_none());
     }
