@@ -3,13 +3,15 @@
 //! Parts (one folder each): `config` (settings), `store` (the embedded database),
 //! `directory` (networks, groups, users, devices), `auth` (admin accounts, sessions,
 //! roles), `audit` (the hash-chained admin log), `admin` (the admin API), `metrics`,
-//! `server` (start-up, TLS, listeners, shutdown) and `cli` (the command line).
+//! `server` (start-up, TLS, listeners, shutdown), `client` (the reference messaging client
+//! of `docs/PROTOCOL.md`) and `cli` (the command line).
 
 pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod directory;
 pub mod error;

@@ -309,9 +309,22 @@ fn bad_envelopes_get_a_clear_refusal_and_nothing_is_stored() {
     let eve_dm = eve.dm(&bob);
     refuse(envelope(&eve_dm, "stranger", &to), "conversation_not_found");
 
-    // Not a frame at all, and a frame of no known type: refused, stream still usable.
+    // A send frame whose envelope does not parse: refused as such, the stream goes on.
+    let mut e = base("kind");
+    e["kind"] = json!("telepathy");
+    let id = e["client_msg_id"].clone();
+    a.send(&json!({"type": "send", "envelope": e}));
+    let err = a.expect_error("invalid_envelope");
+    assert_eq!(err["fatal"], false);
+    assert_eq!(err["client_msg_id"], id);
+    a.send(&json!({"type": "ack"}));
+    assert_eq!(a.expect_error("malformed_frame")["fatal"], false);
+    a.send(&json!({"type": "ping"}));
+    a.expect("pong");
+    // Text that is not a frame at all ends the stream.
     a.send_raw("{not json");
-    a.expect_error("malformed_frame");
+    assert_eq!(a.expect_error("malformed_frame")["fatal"], true);
+    assert!(a.closes_within(Duration::from_secs(5)));
 }
 
 #[test]
@@ -709,4 +722,88 @@ fn a_stream_that_floods_frames_is_slowed_down_not_dropped() {
     std::thread::sleep(Duration::from_millis(400));
     a.send(&json!({"type": "ping"}));
     a.expect("pong");
+}
+
+#[test]
+fn failed_sign_ins_lock_the_account_and_close_its_streams_at_once() {
+    let w = world();
+    w.set_group(json!({"security": {"lockout_threshold": 3, "device_reset_threshold": 2}}));
+    let alice = w.person("alice");
+    let mut s = alice.connect();
+    let attempt = |password: &str| {
+        w.server.anon().post(
+            "/api/v1/devices",
+            &json!({"username": alice.email, "password": password, "device": {"name": "x"}}),
+        )
+    };
+    for _ in 0..3 {
+        attempt("wrong-password-0").expect(401, "invalid_credentials");
+    }
+    let e = s.next_of("error");
+    assert_eq!(e["code"], "account_locked");
+    assert_eq!(e["fatal"], true);
+    assert!(s.closes_within(Duration::from_secs(5)));
+    // The right password now learns of the lock; a wrong one learns nothing new.
+    let r = attempt(people::USER_PASSWORD);
+    assert!(r.headers.get("retry-after").is_some());
+    r.expect(403, "account_locked");
+    attempt("wrong-password-0").expect(401, "invalid_credentials");
+    // An administrator unlocks; signing in works again.
+    w.owner
+        .post(
+            &format!(
+                "/admin/api/v1/networks/{}/users/{}/unlock",
+                w.net, alice.user_id
+            ),
+            &json!({}),
+        )
+        .ok();
+    attempt(people::USER_PASSWORD).ok();
+}
+
+#[test]
+fn attachments_go_once_no_envelope_references_them() {
+    let w = world_with(&[("OUTPOST_RELAY_PURGE_INTERVAL_SECS", "1")]);
+    let alice = w.person("alice");
+    let bob = w.person("bob");
+    let b = alice.api.post("/api/v1/blobs", &json!({"size": 5})).ok();
+    let id = b["id"].as_str().unwrap().to_string();
+    let r = alice
+        .api
+        .http
+        .put(format!("{}/api/v1/blobs/{id}?offset=0", alice.url))
+        .bearer_auth(&alice.token)
+        .body(b"12345".to_vec())
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    let sha = r["sha256"].as_str().unwrap().to_string();
+    let file = w.server.dir.join("blobs/sha256").join(&sha[..2]).join(&sha);
+    assert!(file.is_file(), "stored under its content address");
+    let dm = alice.dm(&bob);
+    let mut a = alice.connect();
+    let mut e = envelope(&dm, "f", &[&bob.device_id]);
+    e["attachments"] = json!([{"blob_id": id}]);
+    a.send(&json!({"type": "send", "envelope": e}));
+    a.next_of("accepted");
+    // Still referenced by a waiting envelope: kept across purges.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(file.is_file());
+    let mut s = bob.connect();
+    s.expect("membership");
+    let d = s.expect("deliver");
+    s.send(&json!({"type": "ack", "up_to": d["envelope"]["seq"]}));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the blob was never collected"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    alice
+        .api
+        .get(&format!("/api/v1/blobs/{id}"))
+        .expect(404, "blob_not_found");
 }

@@ -96,6 +96,7 @@ pub async fn register(
             platform: b.device.platform,
             client_version: b.device.client_version,
         },
+        &|locked: &str| relay.account_changed(locked),
     )
     .await?;
     let d = match b.keys {

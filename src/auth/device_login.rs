@@ -61,8 +61,13 @@ fn find(store: &Store, l: &Login) -> Result<Option<User>> {
 }
 
 /// Check the password and register the device; returns the account, the device and
-/// its token.
-pub async fn login(store: &Store, l: Login) -> Result<(User, Device, String)> {
+/// its token. `on_lock` is told the id of an account this attempt locked, so the
+/// account's open streams can be closed at once.
+pub async fn login(
+    store: &Store,
+    l: Login,
+    on_lock: &(dyn Fn(&str) + Sync),
+) -> Result<(User, Device, String)> {
     let found = find(store, &l)?;
     let phc = found.as_ref().and_then(|u| u.password_hash.clone());
     let pw = l.password.clone();
@@ -95,7 +100,7 @@ pub async fn login(store: &Store, l: Login) -> Result<(User, Device, String)> {
     if !good {
         let uid = u.id.clone();
         let (net, gid) = (u.network_id.clone(), u.group_id.clone());
-        store
+        let after = store
             .write(move |tx| {
                 let g = group::get(tx, &net, &gid)?;
                 let old = user::by_id(tx, &uid)?.ok_or_else(bad_credentials)?;
@@ -107,6 +112,9 @@ pub async fn login(store: &Store, l: Login) -> Result<(User, Device, String)> {
                 )
             })
             .await?;
+        if after.locked {
+            on_lock(&after.id);
+        }
         return Err(bad_credentials());
     }
     if u.status() == UserStatus::Suspended {

@@ -3,11 +3,13 @@
 //! `serve` runs the appliance; `config`, `store`, `restore` and `audit verify
 //! --data-dir` work on a data folder directly (a stopped server, except `config
 //! check`); `backup` and `admin …` talk to a running server through the admin API
-//! ([`client`]). Exit status: 0 success, 1 failure, 2 bad usage (clap).
+//! ([`client`]); `client …` is the end-to-end-encrypted messaging client
+//! ([`messaging`]). Exit status: 0 success, 1 failure, 2 bad usage (clap).
 
 pub mod admin;
 pub mod client;
 mod local;
+pub mod messaging;
 pub mod output;
 
 use crate::config::Config;
@@ -76,6 +78,8 @@ pub enum Command {
     Audit(AuditCommand),
     /// Administer a running server through its admin API.
     Admin(admin::AdminArgs),
+    /// The messaging client: log a device in, send and receive encrypted messages.
+    Client(messaging::ClientArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             (None, None) => runtime()?.block_on(admin::verify_audit(&conn)),
         },
         Command::Admin(args) => runtime()?.block_on(admin::run(args)),
+        Command::Client(args) => runtime()?.block_on(messaging::run(args)),
     }
 }
 

@@ -190,53 +190,80 @@ pub fn earlier<'a>(
 /// Store an item for every recipient (inside the caller's transaction). A retry of
 /// an envelope already accepted returns the first acceptance and stores nothing.
 pub fn store_item(tx: &WriteTransaction, new: &NewItem) -> Result<Acceptance> {
-    if let Some((dev, id)) = &new.idempotency
-        && let Some(a) = earlier(tx, dev, id)?
-    {
-        return Ok(a);
-    }
-    let seq = next_seq(tx)?;
-    let acceptance = Acceptance {
-        seq,
-        server_time: new.server_time,
-        duplicate: false,
-    };
-    let n = new.recipients.len();
-    if n > 0 {
-        ITEMS.open(tx)?.insert(&seq.to_be_bytes(), &new.item_json)?;
-        REFS.open(tx)?
-            .insert(&seq.to_be_bytes(), &(n as u32).to_be_bytes())?;
-        let mut mb = MAILBOX.open(tx)?;
-        for (device, sealed) in &new.recipients {
-            mb.insert(&mailbox_key(device, seq), sealed.as_bytes())?;
-        }
-        store::counter_add(tx, DEPTH_COUNTER, n as i64)?;
-        super::blob::add_refs(tx, &new.blob_ids)?;
-    }
-    super::blob::grant(tx, &new.blob_ids, &new.grant_users)?;
-    let idem = new
-        .idempotency
-        .as_ref()
-        .map(|(d, m)| sent_key(d, m))
-        .unwrap_or_default();
-    if !idem.is_empty() {
-        SENT.open(tx)?.insert(&idem, &json(&acceptance)?)?;
-    }
-    if n > 0 || !idem.is_empty() {
-        EXPIRY
-            .open(tx)?
-            .insert(&expiry_key(new.expires_at, seq), &idem)?;
-    }
-    Ok(acceptance)
+    Ok(store_batch(tx, std::slice::from_ref(new))?[0])
 }
 
-fn next_seq(tx: &WriteTransaction) -> Result<u64> {
-    let cur = store::meta_get(tx, SEQ_KEY)?
+/// Store many items in one transaction, opening each table once (the relay's
+/// writer hands every envelope accepted since the last commit to one call).
+pub fn store_batch(tx: &WriteTransaction, batch: &[NewItem]) -> Result<Vec<Acceptance>> {
+    let mut seq = store::meta_get(tx, SEQ_KEY)?
         .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
         .unwrap_or(0);
-    let next = cur + 1;
-    store::meta_put(tx, SEQ_KEY, &next.to_be_bytes())?;
-    Ok(next)
+    let first_seq = seq;
+    let mut out = Vec::with_capacity(batch.len());
+    let mut depth = 0i64;
+    let mut blob_work: Vec<&NewItem> = Vec::new();
+    {
+        let mut items = ITEMS.open(tx)?;
+        let mut refs = REFS.open(tx)?;
+        let mut mb = MAILBOX.open(tx)?;
+        let mut sent = SENT.open(tx)?;
+        let mut expiry = EXPIRY.open(tx)?;
+        for new in batch {
+            let idem = new
+                .idempotency
+                .as_ref()
+                .map(|(d, m)| sent_key(d, m))
+                .unwrap_or_default();
+            if !idem.is_empty()
+                && let Some(b) = sent.get(&idem)?
+            {
+                let mut a: Acceptance = parse(&b, "acceptance")?;
+                a.duplicate = true;
+                out.push(a);
+                continue;
+            }
+            seq += 1;
+            let acceptance = Acceptance {
+                seq,
+                server_time: new.server_time,
+                duplicate: false,
+            };
+            let n = new.recipients.len();
+            let k = seq.to_be_bytes();
+            if n > 0 {
+                items.insert(&k, &new.item_json)?;
+                refs.insert(&k, &(n as u32).to_be_bytes())?;
+                for (device, sealed) in &new.recipients {
+                    mb.insert(&mailbox_key(device, seq), sealed.as_bytes())?;
+                }
+                depth += n as i64;
+            }
+            if !new.blob_ids.is_empty() {
+                blob_work.push(new);
+            }
+            if !idem.is_empty() {
+                sent.insert(&idem, &json(&acceptance)?)?;
+            }
+            if n > 0 || !idem.is_empty() {
+                expiry.insert(&expiry_key(new.expires_at, seq), &idem)?;
+            }
+            out.push(acceptance);
+        }
+    }
+    for new in blob_work {
+        if !new.recipients.is_empty() {
+            super::blob::add_refs(tx, &new.blob_ids)?;
+        }
+        super::blob::grant(tx, &new.blob_ids, &new.grant_users)?;
+    }
+    if seq != first_seq {
+        store::meta_put(tx, SEQ_KEY, &seq.to_be_bytes())?;
+    }
+    if depth != 0 {
+        store::counter_add(tx, DEPTH_COUNTER, depth)?;
+    }
+    Ok(out)
 }
 
 /// Drop one reference to item `seq`; removes the item with its last reference.
@@ -265,32 +292,46 @@ fn release(
 
 /// Remove every mailbox entry of `device_id` with seq ≤ `up_to`; returns how many.
 pub fn ack(tx: &WriteTransaction, device_id: &str, up_to: u64) -> Result<u64> {
-    let lo = mailbox_key(device_id, 0);
-    let hi = mailbox_key(device_id, up_to);
-    let mut removed = 0u64;
+    Ok(ack_batch(tx, &[(device_id.to_string(), up_to)])?[0])
+}
+
+/// Apply many acks in one transaction, opening each table once; returns how many
+/// entries each removed.
+pub fn ack_batch(tx: &WriteTransaction, acks: &[(String, u64)]) -> Result<Vec<u64>> {
+    let mut out = Vec::with_capacity(acks.len());
     let mut blobs = Vec::new();
+    let mut total = 0u64;
     {
         let mut mb = MAILBOX.open(tx)?;
         let mut refs = REFS.open(tx)?;
         let mut items = ITEMS.open(tx)?;
-        loop {
-            let taken = mb.take_range((Bound::Included(&lo), Bound::Included(&hi)), 4096)?;
-            if taken.is_empty() {
-                break;
-            }
-            for (k, _) in &taken {
-                if let Some(seq) = crate::store::key::trailing_u64(k) {
-                    release(&mut refs, &mut items, seq, &mut blobs)?;
+        for (device_id, up_to) in acks {
+            let lo = mailbox_key(device_id, 0);
+            let hi = mailbox_key(device_id, *up_to);
+            let mut removed = 0u64;
+            loop {
+                let taken = mb.take_range((Bound::Included(&lo), Bound::Included(&hi)), 4096)?;
+                if taken.is_empty() {
+                    break;
                 }
+                for (k, _) in &taken {
+                    if let Some(seq) = crate::store::key::trailing_u64(k) {
+                        release(&mut refs, &mut items, seq, &mut blobs)?;
+                    }
+                }
+                removed += taken.len() as u64;
             }
-            removed += taken.len() as u64;
+            total += removed;
+            out.push(removed);
         }
     }
-    if removed > 0 {
-        store::counter_add(tx, DEPTH_COUNTER, -(removed as i64))?;
+    if total > 0 {
+        store::counter_add(tx, DEPTH_COUNTER, -(total as i64))?;
+    }
+    if !blobs.is_empty() {
         super::blob::drop_refs(tx, &blobs)?;
     }
-    Ok(removed)
+    Ok(out)
 }
 
 /// Remove every mailbox entry of a device (revoked, reset or deleted devices).

@@ -18,6 +18,7 @@ pub mod quic;
 pub mod roster;
 pub mod session;
 pub mod websocket;
+pub mod writer;
 
 use crate::config::RelayConfig;
 use crate::directory::device::{self, Device};
@@ -26,7 +27,7 @@ use crate::metrics;
 use crate::store::Store;
 use conversation::Change;
 use frame::{MembershipChange, MembershipEvent, OutgoingEnvelope, Receipt, ServerFrame};
-use hub::{Hub, Prepared, SEALED_PLACEHOLDER};
+use hub::{Hub, SEALED_PLACEHOLDER};
 use mailbox::{Acceptance, Body, EnvelopeBody, Item, NewItem};
 use roster::{Account, Roster};
 use std::future::Future;
@@ -50,6 +51,7 @@ pub struct Relay {
     pub roster: Roster,
     pub hub: Arc<Hub>,
     pub blobs: blob::Blobs,
+    writer: writer::Writer,
 }
 
 /// An authenticated device and its account.
@@ -73,13 +75,16 @@ fn invalid_token() -> Error {
 }
 
 impl Relay {
+    /// Set up the relay; starts its writer task, so call it inside the tokio runtime.
     pub fn new(store: Store, config: RelayConfig, data_dir: &std::path::Path) -> Result<Relay> {
         let blobs = blob::Blobs::new(data_dir, config.max_file_bytes, config.chunk_max_bytes)?;
+        let hub = Arc::new(Hub::default());
         Ok(Relay {
             roster: Roster::new(store.clone()),
+            writer: writer::Writer::start(store.clone(), hub.clone()),
             store,
             config,
-            hub: Arc::new(Hub::default()),
+            hub,
             blobs,
         })
     }
@@ -276,28 +281,12 @@ impl Relay {
                 .map_err(|e| Error::internal(format!("encoding a frame: {e}")))?,
         );
         let new = NewItem::new(&item, recipients, grant_users, idempotency)?;
-        let recipients = new.recipients.clone();
-        let hub_push: Box<dyn FnOnce(&Acceptance) + Send> = {
-            let hub = self.hub.clone();
-            Box::new(move |a: &Acceptance| {
-                if !a.duplicate && !recipients.is_empty() {
-                    let p = Arc::new(Prepared::new(a.seq, a.server_time, rendered, recipients));
-                    hub.push(&p);
-                }
-            })
-        };
-        let fut = self
-            .store
-            .queue_write(move |tx| mailbox::store_item(tx, &new), Some(hub_push));
-        Ok(Box::pin(fut))
+        Ok(self.writer.store(new, rendered))
     }
 
     /// Remove a device's mailbox entries up to `up_to` (durable when the future resolves).
     pub fn ack(&self, device_id: &str, up_to: u64) -> Pending<u64> {
-        let d = device_id.to_string();
-        let fut = self
-            .store
-            .queue_write(move |tx| mailbox::ack(tx, &d, up_to), None);
+        let fut = self.writer.ack(device_id, up_to);
         Box::pin(async move {
             let n = fut.await?;
             metrics::relay::ACKED.inc_by(n);

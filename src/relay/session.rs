@@ -72,6 +72,28 @@ fn parse(text: &str) -> Result<ClientFrame, Error> {
     })
 }
 
+fn is_json_object(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.is_object())
+}
+
+fn text_type(text: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()?
+        .get("type")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The client message id of a broken `send` frame, if it names one.
+fn client_msg_id_of(text: &str) -> Option<String> {
+    let v = serde_json::from_str::<serde_json::Value>(text).ok()?;
+    v.get("envelope")?
+        .get("client_msg_id")?
+        .as_str()
+        .filter(|id| super::policy::valid_client_msg_id(id))
+        .map(str::to_string)
+}
+
 /// Run a stream to its end.
 pub async fn run<R: FrameSource, W: FrameSink>(
     relay: Arc<Relay>,
@@ -85,16 +107,27 @@ pub async fn run<R: FrameSource, W: FrameSink>(
     relay.touch(&session);
     let device_id = session.device.id.clone();
     let mut reg = relay.hub.register(&device_id, session.user_id(), transport);
+    let mut acks = Acks {
+        wanted: 0,
+        written: 0,
+        in_flight: None,
+    };
     let ended = serve(
         &relay,
         &mut session,
         &mut reg,
+        &mut acks,
         &mut src,
         &mut sink,
         transport,
     )
     .await;
     relay.hub.unregister(&device_id, &reg);
+    // An ack that arrived just before the stream ended is still written (queued now;
+    // the writer applies it whether or not anyone waits).
+    if acks.wanted > acks.written {
+        drop(relay.ack(&device_id, acks.wanted));
+    }
     if let Err(e) = ended {
         fatal(&mut sink, &e).await;
     } else {
@@ -237,6 +270,7 @@ async fn serve<R: FrameSource, W: FrameSink>(
     relay: &Relay,
     session: &mut DeviceSession,
     reg: &mut super::hub::Registration,
+    acks: &mut Acks,
     src: &mut R,
     sink: &mut W,
     transport: &'static str,
@@ -262,11 +296,6 @@ async fn serve<R: FrameSource, W: FrameSink>(
         return Ok(());
     }
     let mut sends: FuturesOrdered<InFlight> = FuturesOrdered::new();
-    let mut acks = Acks {
-        wanted: 0,
-        written: 0,
-        in_flight: None,
-    };
     let mut policy = session.account.policy.clone();
     let mut bucket = Bucket::new(relay.config.max_frames_per_second);
     loop {
@@ -274,7 +303,6 @@ async fn serve<R: FrameSource, W: FrameSink>(
             acks.in_flight = Some((acks.wanted, relay.ack(&device_id, acks.wanted)));
         }
         tokio::select! {
-            biased;
             _ = reg.recheck.notified() => {
                 if !relay.hub.is_current(&device_id, reg.id) {
                     return Err(Error::conflict("replaced", "this device opened another stream; this one is closed"));
@@ -331,7 +359,24 @@ async fn serve<R: FrameSource, W: FrameSink>(
                     Some(Err(e)) => return Err(e),
                     Some(Ok(t)) => t,
                 };
-                let frame = parse(&text)?;
+                // A frame of a known type with bad fields is refused and the stream
+                // goes on; text that is not a frame at all, or of an unknown type, ends it.
+                let frame = match parse(&text) {
+                    Ok(f) => f,
+                    Err(e) if e.code == "malformed_frame" && is_json_object(&text) => {
+                        let id = client_msg_id_of(&text);
+                        let e = if text_type(&text).as_deref() == Some("send") {
+                            Error::invalid("invalid_envelope", e.message.replace("the frame is not valid", "the envelope is not valid"))
+                        } else {
+                            e
+                        };
+                        if !sink.send_frame(encode(&ServerFrame::error(&e, id.as_deref(), false))).await {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 if !bucket.take() {
                     let id = match &frame {
                         ClientFrame::Send { envelope } => Some(envelope.client_msg_id.as_str()),

@@ -111,8 +111,11 @@ pub fn create_archive(store: &Store, data_dir: &Path, out: &Path) -> Result<Back
                 if let Some(parent) = link.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| io_err("create", parent, e))?;
                 }
-                if std::fs::hard_link(f.path(), &link).is_ok() {
-                    found.push((name, link));
+                match std::fs::hard_link(f.path(), &link) {
+                    Ok(()) => found.push((name, link)),
+                    // Collected meanwhile: no snapshot record references it any more.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("link for the backup", &f.path(), e)),
                 }
             }
         }

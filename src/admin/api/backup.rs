@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 
 #[utoipa::path(post, path = "/backup", operation_id = "CreateBackup", tag = "operations",
     responses((status = 200, content_type = "application/x-tar", body = Vec<u8>,
-        description = "A tar archive: MANIFEST.json, outpost.redb, tls/*.pem. Restore with `outpost restore FILE`.")))]
+        description = "A tar archive: MANIFEST.json, outpost.redb, tls/*.pem and the attachments (blobs/sha256/…). Restore with `outpost restore FILE`.")))]
 pub async fn create(state: State) -> Result<HttpResponse> {
     let data_dir = state.data_dir.clone();
     let store = state.store.clone();

@@ -164,9 +164,15 @@ pub async fn update_settings(
 pub struct DataRetention {
     /// Every message must then be sent to the network's compliance member as well.
     pub enabled: bool,
+}
+
+/// Whether data retention is on, and the compliance device senders must include.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DataRetentionState {
+    /// Every message must then be sent to the network's compliance member as well.
+    pub enabled: bool,
     /// The compliance device every envelope must be sealed to while retention is on
-    /// (read-only here; set with PutComplianceDevice).
-    #[serde(default, skip_deserializing)]
+    /// (set with PutComplianceDevice); null until published.
     pub compliance_device: Option<ComplianceDevice>,
 }
 
@@ -201,7 +207,7 @@ fn compliance_view(d: Option<crate::directory::device::Device>) -> Option<Compli
 }
 
 #[utoipa::path(get, path = "/networks/{network_id}/data-retention", operation_id = "GetDataRetention",
-    tag = "networks", params(NetworkPath), responses((status = 200, body = DataRetention)))]
+    tag = "networks", params(NetworkPath), responses((status = 200, body = DataRetentionState)))]
 pub async fn get_retention(state: State, path: web::Path<NetworkPath>) -> Result<HttpResponse> {
     let (n, d) = state.store.read(|tx| {
         Ok((
@@ -209,7 +215,7 @@ pub async fn get_retention(state: State, path: web::Path<NetworkPath>) -> Result
             crate::relay::compliance::get(tx, &path.network_id)?,
         ))
     })?;
-    Ok(ok(&DataRetention {
+    Ok(ok(&DataRetentionState {
         enabled: n.settings.data_retention,
         compliance_device: compliance_view(d),
     }))
@@ -217,7 +223,7 @@ pub async fn get_retention(state: State, path: web::Path<NetworkPath>) -> Result
 
 #[utoipa::path(put, path = "/networks/{network_id}/data-retention", operation_id = "UpdateDataRetention",
     tag = "networks", params(NetworkPath), request_body = DataRetention,
-    responses((status = 200, body = DataRetention)))]
+    responses((status = 200, body = DataRetentionState)))]
 pub async fn update_retention(
     state: State,
     audit: Audit,
@@ -237,7 +243,7 @@ pub async fn update_retention(
             Ok((n, crate::relay::compliance::get(tx, &id)?))
         })
         .await?;
-    Ok(ok(&DataRetention {
+    Ok(ok(&DataRetentionState {
         enabled: n.settings.data_retention,
         compliance_device: compliance_view(d),
     }))
