@@ -29,7 +29,7 @@ pub const MAX_OUTSTANDING: usize = 64;
 pub const ACK_AFTER: u64 = 64;
 pub const ACK_EVERY: Duration = Duration::from_millis(100);
 /// Longest wait for the last deliveries after sending stops.
-const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+const DRAIN_LIMIT: Duration = Duration::from_secs(90);
 
 /// Room sizes, repeated over the users.
 const ROOM_SIZES: [usize; 5] = [10, 20, 30, 40, 50];
@@ -228,6 +228,7 @@ impl Control {
 
     fn snapshot(&self) -> Counts {
         Counts {
+            acks: self.acks.load(Ordering::Relaxed),
             sent: self.sent.load(Ordering::Relaxed),
             accepted: self.accepted.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
@@ -238,6 +239,7 @@ impl Control {
 
 #[derive(Debug, Clone, Copy)]
 struct Counts {
+    acks: u64,
     sent: u64,
     accepted: u64,
     delivered: u64,
@@ -292,6 +294,9 @@ pub struct PhaseResult {
     pub accepted_per_s: f64,
     pub delivered_per_s: f64,
     pub skipped: u64,
+    /// Acknowledgements the receivers sent per second (outpost `ack` frames;
+    /// XMPP stream-management answers).
+    pub acks_per_s: f64,
     pub server_cpu_cores: f64,
     pub generator_cpu_cores: f64,
     /// Every process on the machine, the server and the generator included.
@@ -395,6 +400,7 @@ pub async fn run_phase(
         accepted_per_s: (end.accepted - start.accepted) as f64 / secs,
         delivered_per_s: (end.delivered - start.delivered) as f64 / secs,
         skipped: end.skipped - start.skipped,
+        acks_per_s: (end.acks - start.acks) as f64 / secs,
         server_cpu_cores: server_cpu.cores(),
         generator_cpu_cores: generator_cpu.cores(),
         machine_cpu_cores: machine_cpu.cores(),

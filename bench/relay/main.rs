@@ -183,11 +183,12 @@ fn figures(prefix: &str, r: &SystemResult) -> String {
 fn report(name: &str, r: &SystemResult) {
     for (label, p) in [("paced", &r.paced), ("max", &r.max)] {
         println!(
-            "{name} {label}: sent {:.0}/s, accepted {:.0}/s, delivered {:.0}/s; delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
+            "{name} {label}: sent {:.0}/s, accepted {:.0}/s, delivered {:.0}/s, acks sent {:.0}/s; delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
              accepted p50 {:.1} ms, p99 {:.1} ms; server {:.2} cores, generator {:.2} cores, other processes {:.2} cores; server RSS {:.0} MiB{}{}",
             p.sent_per_s,
             p.accepted_per_s,
             p.delivered_per_s,
+            p.acks_per_s,
             p.p50_ms,
             p.p99_ms,
             p.max_ms,
@@ -208,7 +209,7 @@ fn report(name: &str, r: &SystemResult) {
             },
             if p.undelivered > 0 {
                 format!(
-                    "; {} owed deliveries not arrived 30 s after sending stopped",
+                    "; {} owed deliveries not arrived 90 s after sending stopped",
                     p.undelivered
                 )
             } else {
