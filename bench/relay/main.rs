@@ -43,6 +43,7 @@ pub struct Settings {
     pub room_share: f64,
     pub window: usize,
     pub ejabberd: bool,
+    pub outpost: bool,
 }
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
@@ -66,6 +67,7 @@ impl Settings {
             room_share: env("RELAY_BENCH_ROOM_SHARE", 0.1f64)?,
             window: env("RELAY_BENCH_WINDOW", 4usize)?,
             ejabberd: env("RELAY_BENCH_EJABBERD", 1u8)? != 0,
+            outpost: env("RELAY_BENCH_OUTPOST", 1u8)? != 0,
         };
         if s.devices < 2 || s.devices > 100_000 {
             bail!("RELAY_BENCH_DEVICES must be 2 … 100000");
@@ -237,8 +239,14 @@ fn run() -> Result<String> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let o = outpost_relay::run(&settings, shape.clone(), &rt)?;
-    report("outpost", &o);
+    let o = if settings.outpost {
+        let o = outpost_relay::run(&settings, shape.clone(), &rt)?;
+        report("outpost", &o);
+        Some(o)
+    } else {
+        println!("outpost: skipped (RELAY_BENCH_OUTPOST=0)");
+        None
+    };
     let e = if settings.ejabberd {
         let e = ejabberd::run(&settings, shape.clone(), &rt)?;
         report("ejabberd", &e);
@@ -248,7 +256,7 @@ fn run() -> Result<String> {
         None
     };
     let mut line = format!(
-        "devices={} directs={} rooms={} room_share={} offered_deliveries_per_s={:.0} seconds={} window={} {}",
+        "devices={} directs={} rooms={} room_share={} offered_deliveries_per_s={:.0} seconds={} window={}",
         shape.users,
         shape.directs.len(),
         shape.rooms.len(),
@@ -256,8 +264,11 @@ fn run() -> Result<String> {
         settings.rate,
         settings.seconds.as_secs(),
         settings.window,
-        figures("outpost", &o)
     );
+    if let Some(o) = &o {
+        line.push(' ');
+        line.push_str(&figures("outpost", o));
+    }
     if let Some(e) = &e {
         line.push(' ');
         line.push_str(&figures("ejabberd", e));

@@ -209,7 +209,9 @@ impl Conn {
         self.w
             .write_all(s.as_bytes())
             .await
-            .context("writing to the XMPP stream")
+            .context("writing to the XMPP stream")?;
+        // TLS may keep part of what was written until flushed.
+        self.w.flush().await.context("flushing the XMPP stream")
     }
 
     async fn fill(&mut self) -> Result<()> {
