@@ -298,6 +298,8 @@ async fn device_loop(
     let mut n = 0u64;
     let mut last_seq = 0u64;
     let mut acked = 0u64;
+    // Deliveries since the last ack (seqs are global, so their difference is not).
+    let mut unacked = 0u64;
     let mut ack_tick = tokio::time::interval(ACK_EVERY);
     ack_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut pace = load::pacer(mode, &mut rng);
@@ -359,7 +361,9 @@ async fn device_loop(
                             samples.delivery(ctl.window.load(Ordering::Relaxed), now.saturating_sub(t));
                         }
                         ctl.delivered.fetch_add(1, Ordering::Relaxed);
-                        if last_seq - acked >= ACK_AFTER {
+                        unacked += 1;
+                        if unacked >= ACK_AFTER {
+                            unacked = 0;
                             ack(ctl, &mut sink, last_seq).await?;
                             acked = last_seq;
                         }
@@ -397,6 +401,7 @@ async fn device_loop(
             }
             _ = ack_tick.tick() => {
                 if last_seq > acked {
+                    unacked = 0;
                     ack(ctl, &mut sink, last_seq).await?;
                     acked = last_seq;
                 }
