@@ -7,6 +7,10 @@
 //! Everything here is blocking: the HTTP client runs its requests on a small runtime of
 //! its own, so the benchmarks read as straight-line scripts.
 
+pub mod procstat;
+pub mod seed;
+pub mod stream;
+
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
