@@ -174,9 +174,19 @@ impl Stream {
         (self.sender, self.receiver)
     }
 
-    /// Close politely.
+    /// Close politely: close the sending direction, then read (and discard) what the
+    /// server still sends until it closes too, for at most 2 seconds. A socket closed
+    /// with unread data is reset, and the reset can destroy frames (a last `ack`) the
+    /// server has received but not yet read.
     pub async fn close(self) {
-        self.sender.close().await;
+        let Stream {
+            sender,
+            mut receiver,
+            ..
+        } = self;
+        sender.close().await;
+        let drain = async { while let Ok(Some(_)) = receiver.recv().await {} };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     }
 }
 

@@ -178,11 +178,7 @@ pub fn earlier<'a>(
         .into()
         .get_raw(schema::RELAY_SENT, &sent_key(device_id, client_msg_id))?
     {
-        Some(b) => {
-            let mut a: Acceptance = parse(&b, "acceptance")?;
-            a.duplicate = true;
-            Ok(Some(a))
-        }
+        Some(b) => Ok(Some(decode_acceptance(&b)?)),
         None => Ok(None),
     }
 }
@@ -218,9 +214,7 @@ pub fn store_batch(tx: &WriteTransaction, batch: &[NewItem]) -> Result<Vec<Accep
             if !idem.is_empty()
                 && let Some(b) = sent.get(&idem)?
             {
-                let mut a: Acceptance = parse(&b, "acceptance")?;
-                a.duplicate = true;
-                out.push(a);
+                out.push(decode_acceptance(&b)?);
                 continue;
             }
             seq += 1;
@@ -233,7 +227,7 @@ pub fn store_batch(tx: &WriteTransaction, batch: &[NewItem]) -> Result<Vec<Accep
             let k = seq.to_be_bytes();
             if n > 0 {
                 items.insert(&k, &new.item_json)?;
-                refs.insert(&k, &(n as u32).to_be_bytes())?;
+                refs.insert(&k, &encode_refs(n as u32, !new.blob_ids.is_empty()))?;
                 for (device, sealed) in &new.recipients {
                     mb.insert(&mailbox_key(device, seq), sealed.as_bytes())?;
                 }
@@ -243,7 +237,7 @@ pub fn store_batch(tx: &WriteTransaction, batch: &[NewItem]) -> Result<Vec<Accep
                 blob_work.push(new);
             }
             if !idem.is_empty() {
-                sent.insert(&idem, &json(&acceptance)?)?;
+                sent.insert(&idem, &encode_acceptance(&acceptance))?;
             }
             if n > 0 || !idem.is_empty() {
                 expiry.insert(&expiry_key(new.expires_at, seq), &idem)?;
@@ -274,20 +268,62 @@ fn release(
     blobs: &mut Vec<String>,
 ) -> Result<()> {
     let k = seq.to_be_bytes();
-    let left = refs
-        .get(&k)?
-        .and_then(|b| b.try_into().ok().map(u32::from_be_bytes))
-        .unwrap_or(1);
+    let (left, has_blobs) = refs.get(&k)?.map(|b| decode_refs(&b)).unwrap_or((1, true));
     if left <= 1 {
         refs.remove(&k)?;
-        if let Some(b) = items.remove(&k)? {
+        let gone = items.remove(&k)?;
+        // Only an item with attachments needs reading on its way out.
+        if has_blobs && let Some(b) = gone {
             let item: Item = parse(&b, "relay item")?;
             blobs.extend(item.blob_ids());
         }
     } else {
-        refs.insert(&k, &(left - 1).to_be_bytes())?;
+        refs.insert(&k, &encode_refs(left - 1, has_blobs))?;
     }
     Ok(())
+}
+
+/// A `relay_refs` value: the count (u32, big-endian) and whether the item names blobs.
+fn encode_refs(count: u32, has_blobs: bool) -> [u8; 5] {
+    let c = count.to_be_bytes();
+    [c[0], c[1], c[2], c[3], has_blobs as u8]
+}
+
+fn decode_refs(b: &[u8]) -> (u32, bool) {
+    let count = b
+        .get(..4)
+        .and_then(|c| c.try_into().ok())
+        .map(u32::from_be_bytes)
+        .unwrap_or(1);
+    // Values without the flag (or unreadable ones) are read as naming blobs: safe.
+    (count, b.get(4).is_none_or(|f| *f != 0))
+}
+
+/// A `relay_sent` value: seq and server time, big-endian.
+fn encode_acceptance(a: &Acceptance) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&a.seq.to_be_bytes());
+    out[8..].copy_from_slice(&a.server_time.to_be_bytes());
+    out
+}
+
+fn decode_acceptance(b: &[u8]) -> Result<Acceptance> {
+    let seq = b
+        .get(..8)
+        .and_then(|x| x.try_into().ok())
+        .map(u64::from_be_bytes);
+    let at = b
+        .get(8..16)
+        .and_then(|x| x.try_into().ok())
+        .map(u64::from_be_bytes);
+    match (seq, at) {
+        (Some(seq), Some(server_time)) => Ok(Acceptance {
+            seq,
+            server_time,
+            duplicate: true,
+        }),
+        _ => Err(Error::internal("a stored acceptance is unreadable")),
+    }
 }
 
 /// Remove every mailbox entry of `device_id` with seq ≤ `up_to`; returns how many.

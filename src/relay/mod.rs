@@ -206,8 +206,18 @@ impl Relay {
                 members.push(a);
             }
         }
+        // The account as it is now (an administrator may have just changed the policy
+        // and the stream not yet re-checked), not as it was when the stream opened.
+        let sender = self
+            .roster
+            .account(s.user_id())
+            .map_err(refused)?
+            .unwrap_or_else(|| s.account.clone());
+        if let Some(e) = sender.refusal() {
+            return Err(refused(e));
+        }
         let verdict =
-            policy::check(&env, &s.account, &s.device.id, &conv, &members).map_err(refused)?;
+            policy::check(&env, &sender, &s.device.id, &conv, &members).map_err(refused)?;
         if !env.attachments.is_empty() {
             let uid = s.user_id().to_string();
             let ok = self.store.read(|tx| {
