@@ -27,7 +27,10 @@ use std::time::{Duration, Instant};
 /// Run the appliance until a stop signal arrives.
 pub async fn serve(config: Config) -> Result<()> {
     let started = Instant::now();
-    // Take SIGHUP first: its default action would end the process mid-start-up.
+    // Take the signals first: SIGHUP's default action would end the process
+    // mid-start-up, and a SIGTERM that arrives just after READY must still stop it
+    // cleanly.
+    let mut stop_signals = StopSignals::install()?;
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot install a SIGHUP handler")?;
     let config = Arc::new(config);
@@ -166,7 +169,7 @@ pub async fn serve(config: Config) -> Result<()> {
         })
     });
 
-    let signal = wait_for_signal().await;
+    let signal = wait_for_signal(&mut stop_signals).await;
     tracing::info!("received {signal}; stopping (in-flight requests may finish)");
     notify::stopping();
     health.stopping.store(true, Ordering::Release);
@@ -206,10 +209,25 @@ fn public_url(config: &Config, bound: Option<&SocketAddr>) -> String {
     }
 }
 
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install a SIGINT handler");
+/// The stop signals, installed before READY so that a SIGTERM right after start-up
+/// still stops the appliance cleanly.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("cannot install a SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("cannot install a SIGINT handler")?,
+        })
+    }
+}
+
+async fn wait_for_signal(s: &mut StopSignals) -> &'static str {
+    let StopSignals { term, int } = s;
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
