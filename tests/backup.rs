@@ -361,20 +361,7 @@ fn attachments_and_waiting_messages_come_back_with_a_restore() {
     let alice = people::person(&s, &owner, &net, "alice@example.test");
     let bob = people::person(&s, &owner, &net, "bob@example.test");
     let data: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 256) as u8).collect();
-    let b = alice
-        .api
-        .post("/api/v1/blobs", &json!({"size": data.len()}))
-        .ok();
-    let id = b["id"].as_str().unwrap().to_string();
-    let r = alice
-        .api
-        .http
-        .put(format!("{}/api/v1/blobs/{id}?offset=0", alice.url))
-        .bearer_auth(&alice.token)
-        .body(data.clone())
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let id = alice.upload(&data)["id"].as_str().unwrap().to_string();
     let dm = alice.dm(&bob);
     let mut a = alice.connect();
     let mut e = people::envelope(&dm, "with-file", &[&bob.device_id]);
@@ -412,14 +399,10 @@ fn attachments_and_waiting_messages_come_back_with_a_restore() {
     b.expect("membership");
     let d = b.expect("deliver");
     assert_eq!(d["envelope"]["client_msg_id"], "with-file");
-    let got = bob
-        .api
-        .http
-        .get(format!("{}/api/v1/blobs/{id}/content", bob.url))
-        .bearer_auth(&bob.token)
-        .send()
-        .unwrap()
-        .bytes()
-        .unwrap();
-    assert_eq!(got.as_ref(), data.as_slice(), "the attachment is restored");
+    let (_, got) = bob.download(&id, None);
+    assert_eq!(
+        got.as_slice(),
+        data.as_slice(),
+        "the attachment is restored"
+    );
 }

@@ -17,7 +17,7 @@ use outpost::client::files;
 use outpost::client::session::{Event, LoginOutcome, LoginRequest, Session, login};
 use outpost::client::{Profile, ReceivedMessage, Refusal, Stream, StreamConfig, Transport};
 use outpost::relay::frame::{ClientFrame, Kind, ServerFrame};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,11 +35,7 @@ fn world() -> World {
 }
 
 fn world_with(env: &[(&str, &str)]) -> World {
-    let mut b = Server::builder();
-    for (k, v) in env {
-        b = b.env(k, v);
-    }
-    let server = b.start();
+    let server = Server::builder().envs(env).start();
     let owner = server.owner();
     let net = owner.first_network();
     World {
@@ -109,41 +105,14 @@ impl World {
         let out = login(&self.request(username)).await.unwrap();
         self.session(out, name)
     }
-
-    fn group(&self) -> String {
-        let n = self
-            .owner
-            .get(&format!("/admin/api/v1/networks/{}", self.net))
-            .ok();
-        n["default_group_id"].as_str().unwrap().to_string()
-    }
-
-    fn set_group(&self, settings: Value) {
-        self.owner
-            .patch(
-                &format!(
-                    "/admin/api/v1/networks/{}/security-groups/{}",
-                    self.net,
-                    self.group()
-                ),
-                &json!({ "settings": settings }),
-            )
-            .ok();
-    }
-
-    fn set_network(&self, settings: Value) {
-        self.owner
-            .patch(
-                &format!("/admin/api/v1/networks/{}/settings", self.net),
-                &settings,
-            )
-            .ok();
-    }
 }
 
 fn set_consent(w: &World) {
-    w.set_network(json!({"consent": {"enabled": true, "title": "Monitoring",
-        "body": "Messages may be retained.", "button_label": "I agree"}}));
+    w.owner.set_network_settings(
+        &w.net,
+        json!({"consent": {"enabled": true, "title": "Monitoring",
+        "body": "Messages may be retained.", "button_label": "I agree"}}),
+    );
 }
 
 /// How many envelopes the appliance refused with this code (its metrics).
@@ -368,7 +337,12 @@ fn text_both_ways_over_websocket_and_quic_with_consent() {
         }
 
         // A new text of the pop-up closes the open stream and is asked for again.
-        admin(|| w.set_network(json!({"consent": {"body": "Messages are retained."}})));
+        admin(|| {
+            w.owner.set_network_settings(
+                &w.net,
+                json!({"consent": {"body": "Messages are retained."}}),
+            )
+        });
         let e = tokio::time::timeout(WAIT, alice.next_event())
             .await
             .expect("the stream ends")
@@ -669,7 +643,8 @@ fn refusals_keep_their_codes() {
     let bob_id = w.user("bob@example.test");
     let carol_id = w.user("carol@example.test");
     w.user("dave@example.test");
-    w.set_group(json!({"security": {"lockout_threshold": 3}}));
+    w.owner
+        .set_group_settings(&w.net, json!({"security": {"lockout_threshold": 3}}));
     run(async {
         let mut r = w.request("alice@example.test");
         r.password = "wrong".into();
@@ -723,8 +698,11 @@ fn refusals_keep_their_codes() {
         let mut phone = w.device("alice@example.test", "alice-phone").await;
         phone.connect(Transport::Quic, |_| Ok(true)).await.unwrap();
         admin(|| {
-            w.set_group(json!({"messaging": {"max_ttl_seconds": 3600},
-                               "media": {"files_enabled": false}}))
+            w.owner.set_group_settings(
+                &w.net,
+                json!({"messaging": {"max_ttl_seconds": 3600},
+                               "media": {"files_enabled": false}}),
+            )
         });
         // The connected device learns the new policy at once.
         loop {

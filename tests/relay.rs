@@ -21,11 +21,7 @@ fn world() -> World {
 }
 
 fn world_with(env: &[(&str, &str)]) -> World {
-    let mut b = Server::builder();
-    for (k, v) in env {
-        b = b.env(k, v);
-    }
-    let server = b.start();
+    let server = Server::builder().envs(env).start();
     let owner = server.owner();
     let net = owner.first_network();
     World { server, owner, net }
@@ -39,36 +35,6 @@ impl World {
             &self.net,
             &format!("{name}@example.test"),
         )
-    }
-
-    fn group(&self) -> String {
-        let n = self
-            .owner
-            .get(&format!("/admin/api/v1/networks/{}", self.net))
-            .ok();
-        n["default_group_id"].as_str().unwrap().to_string()
-    }
-
-    fn set_group(&self, settings: Value) {
-        self.owner
-            .patch(
-                &format!(
-                    "/admin/api/v1/networks/{}/security-groups/{}",
-                    self.net,
-                    self.group()
-                ),
-                &json!({ "settings": settings }),
-            )
-            .ok();
-    }
-
-    fn set_network(&self, settings: Value) {
-        self.owner
-            .patch(
-                &format!("/admin/api/v1/networks/{}/settings", self.net),
-                &settings,
-            )
-            .ok();
     }
 }
 
@@ -256,8 +222,9 @@ fn room_membership_changes_reach_members_before_and_after_and_route_by_membershi
 #[test]
 fn bad_envelopes_get_a_clear_refusal_and_nothing_is_stored() {
     let w = world();
-    w.set_group(json!({"messaging": {"max_ttl_seconds": 3600, "max_bor_seconds": 60, "message_forwarding": false}, "media": {"files_enabled": false}}));
-    w.set_network(json!({"read_receipts": "disabled"}));
+    w.owner.set_group_settings(&w.net, json!({"messaging": {"max_ttl_seconds": 3600, "max_bor_seconds": 60, "message_forwarding": false}, "media": {"files_enabled": false}}));
+    w.owner
+        .set_network_settings(&w.net, json!({"read_receipts": "disabled"}));
     let alice = w.person("alice");
     let bob = w.person("bob");
     let eve = w.person("eve");
@@ -362,7 +329,7 @@ fn malformed_and_unknown_frames_close_the_stream_with_a_clear_error() {
 #[test]
 fn the_stream_waits_for_the_current_consent_and_closes_when_it_changes() {
     let w = world();
-    w.set_network(json!({"consent": {"enabled": true, "title": "Monitoring", "body": "This system is monitored.", "button_label": "I agree"}}));
+    w.owner.set_network_settings(&w.net, json!({"consent": {"enabled": true, "title": "Monitoring", "body": "This system is monitored.", "button_label": "I agree"}}));
     let alice = w.person("alice");
     let mut s = Stream::websocket(&alice.url, &alice.ca);
     s.send(&json!({"type": "authenticate", "token": alice.token}));
@@ -378,7 +345,10 @@ fn the_stream_waits_for_the_current_consent_and_closes_when_it_changes() {
     s.expect("ready");
 
     // A new text raises the version: the open stream is told and closed.
-    w.set_network(json!({"consent": {"body": "This system is monitored. Updated."}}));
+    w.owner.set_network_settings(
+        &w.net,
+        json!({"consent": {"body": "This system is monitored. Updated."}}),
+    );
     let e = s.next_of("error");
     assert_eq!(e["code"], "consent_required");
     assert_eq!(e["fatal"], true);
@@ -582,18 +552,7 @@ fn attachments_upload_in_order_download_by_range_and_only_recipients_see_them() 
         .ok();
     let id = b["id"].as_str().unwrap().to_string();
     assert_eq!(b["chunk_max"], 65536);
-    let put = |offset: usize, bytes: &[u8]| {
-        let r = alice
-            .api
-            .http
-            .put(format!("{}/api/v1/blobs/{id}?offset={offset}", alice.url))
-            .bearer_auth(&alice.token)
-            .body(bytes.to_vec())
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json::<Value>().unwrap_or(Value::Null))
-    };
+    let put = |offset: usize, bytes: &[u8]| alice.put_chunk(&id, offset, bytes);
     let (s, r) = put(0, &data[..65536]);
     assert_eq!((s, r["offset"].as_u64()), (200, Some(65536)));
     // Out of order and twice: refused with where to continue; nothing lost.
@@ -636,26 +595,11 @@ fn attachments_upload_in_order_download_by_range_and_only_recipients_see_them() 
     a.send(&json!({"type": "send", "envelope": forged}));
     assert_eq!(a.next_of("error")["code"], "blob_not_found");
 
-    let r = bob
-        .api
-        .http
-        .get(format!("{}/api/v1/blobs/{id}/content", bob.url))
-        .bearer_auth(&bob.token)
-        .header("range", "bytes=100000-100099")
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 206);
-    assert_eq!(r.bytes().unwrap().as_ref(), &data[100000..100100]);
-    let whole = bob
-        .api
-        .http
-        .get(format!("{}/api/v1/blobs/{id}/content", bob.url))
-        .bearer_auth(&bob.token)
-        .send()
-        .unwrap()
-        .bytes()
-        .unwrap();
-    assert_eq!(whole.as_ref(), data.as_slice());
+    let (status, part) = bob.download(&id, Some("bytes=100000-100099"));
+    assert_eq!(status, 206);
+    assert_eq!(part.as_slice(), &data[100000..100100]);
+    let (_, whole) = bob.download(&id, None);
+    assert_eq!(whole.as_slice(), data.as_slice());
     eve.api
         .get(&format!("/api/v1/blobs/{id}/content"))
         .expect(404, "blob_not_found");
@@ -683,7 +627,8 @@ fn receipts_reach_the_senders_devices_when_the_network_allows_them() {
     let r = a.expect("receipt");
     assert_eq!(r["receipt"]["reader_user_id"], bob.user_id.as_str());
     assert_eq!(r["receipt"]["client_msg_ids"], json!(["hello"]));
-    w.set_network(json!({"read_receipts": "disabled"}));
+    w.owner
+        .set_network_settings(&w.net, json!({"read_receipts": "disabled"}));
     let p = b.next_of("policy");
     assert_eq!(p["policy"]["read_receipts"], false);
     b.send(&json!({"type": "receipt", "receipt": {"conversation_id": dm, "sender_user_id": alice.user_id, "client_msg_ids": ["hello"]}}));
@@ -727,7 +672,10 @@ fn a_stream_that_floods_frames_is_slowed_down_not_dropped() {
 #[test]
 fn failed_sign_ins_lock_the_account_and_close_its_streams_at_once() {
     let w = world();
-    w.set_group(json!({"security": {"lockout_threshold": 3, "device_reset_threshold": 2}}));
+    w.owner.set_group_settings(
+        &w.net,
+        json!({"security": {"lockout_threshold": 3, "device_reset_threshold": 2}}),
+    );
     let alice = w.person("alice");
     let mut s = alice.connect();
     let attempt = |password: &str| {
@@ -766,18 +714,8 @@ fn attachments_go_once_no_envelope_references_them() {
     let w = world_with(&[("OUTPOST_RELAY_PURGE_INTERVAL_SECS", "1")]);
     let alice = w.person("alice");
     let bob = w.person("bob");
-    let b = alice.api.post("/api/v1/blobs", &json!({"size": 5})).ok();
-    let id = b["id"].as_str().unwrap().to_string();
-    let r = alice
-        .api
-        .http
-        .put(format!("{}/api/v1/blobs/{id}?offset=0", alice.url))
-        .bearer_auth(&alice.token)
-        .body(b"12345".to_vec())
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap();
+    let r = alice.upload(b"12345");
+    let id = r["id"].as_str().unwrap().to_string();
     let sha = r["sha256"].as_str().unwrap().to_string();
     let file = w.server.dir.join("blobs/sha256").join(&sha[..2]).join(&sha);
     assert!(file.is_file(), "stored under its content address");

@@ -523,19 +523,7 @@ async fn drive(settings: &Settings, shape: Arc<Shape>, server: &Ejabberd) -> Res
         let pad = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pad);
         tasks.push(tokio::spawn(device(ctl.clone(), shape.clone(), i, s, pad)));
     }
-    let result = crate::phases(settings, &ctl, &shape, pid, false).await;
-    ctl.mode.send_replace(Mode::Stop);
-    let mut samples = Samples::default();
-    for t in tasks {
-        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(10), t).await {
-            samples.merge(s);
-        }
-    }
-    let mut r = result?;
-    r.paced.latencies(&mut samples, 1);
-    r.max.latencies(&mut samples, 2);
-    r.baseline_rss_mib = baseline_kib as f64 / 1024.0;
-    Ok(r)
+    crate::measure(settings, &ctl, &shape, pid, false, tasks, baseline_kib).await
 }
 
 async fn device(

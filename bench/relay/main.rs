@@ -91,6 +91,32 @@ pub struct SystemResult {
 }
 
 /// The paced phase, then the closed-loop one.
+/// Run both phases with the device tasks already started, stop them, and fold their
+/// latency samples and the server's baseline memory into the result.
+pub async fn measure(
+    settings: &Settings,
+    ctl: &Control,
+    shape: &Shape,
+    server_pid: u32,
+    strict: bool,
+    tasks: Vec<tokio::task::JoinHandle<load::Samples>>,
+    baseline_kib: u64,
+) -> Result<SystemResult> {
+    let result = phases(settings, ctl, shape, server_pid, strict).await;
+    ctl.mode.send_replace(Mode::Stop);
+    let mut samples = load::Samples::default();
+    for t in tasks {
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(10), t).await {
+            samples.merge(s);
+        }
+    }
+    let mut r = result?;
+    r.paced.latencies(&mut samples, 1);
+    r.max.latencies(&mut samples, 2);
+    r.baseline_rss_mib = baseline_kib as f64 / 1024.0;
+    Ok(r)
+}
+
 pub async fn phases(
     settings: &Settings,
     ctl: &Control,

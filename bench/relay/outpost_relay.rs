@@ -246,19 +246,7 @@ async fn drive(
         let t = templates(&shape, seeded, u, &mut rng);
         tasks.push(tokio::spawn(device(ctl.clone(), shape.clone(), u, ws, t)));
     }
-    let result = crate::phases(settings, &ctl, &shape, pid, true).await;
-    ctl.mode.send_replace(Mode::Stop);
-    let mut samples = Samples::default();
-    for t in tasks {
-        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(10), t).await {
-            samples.merge(s);
-        }
-    }
-    let mut r = result?;
-    r.paced.latencies(&mut samples, 1);
-    r.max.latencies(&mut samples, 2);
-    r.baseline_rss_mib = baseline_kib as f64 / 1024.0;
-    Ok(r)
+    crate::measure(settings, &ctl, &shape, pid, true, tasks, baseline_kib).await
 }
 
 /// The send time in a `<user>.<n>.<µs>` client message id.

@@ -246,9 +246,12 @@ pub async fn guard(
         .app_data::<web::Data<std::sync::Arc<crate::relay::Relay>>>()
         .cloned();
     let res = next.call(req).await?.map_into_boxed_body();
-    // Any successful change may touch what the relay enforces (suspensions, policies,
-    // consent, retention): it drops its cache and every stream re-checks itself.
+    // Any successful change to the directory may touch what the relay enforces
+    // (suspensions, policies, consent, retention): it drops its cache and every stream
+    // re-checks itself. An admin's own sign-in, sign-out or password change touches
+    // nothing the relay reads.
     if !action.read_only()
+        && !action.is_self_service()
         && res.status().is_success()
         && let Some(relay) = relay
     {

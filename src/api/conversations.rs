@@ -46,12 +46,6 @@ pub async fn create(
             description,
             member_user_ids,
         } => {
-            if member_user_ids.len() > conversation::MAX_MEMBERS {
-                return Err(Error::invalid(
-                    "room_full",
-                    format!("a room has at most {} members", conversation::MAX_MEMBERS),
-                ));
-            }
             let c = relay
                 .store
                 .write(move |tx| {
@@ -151,12 +145,6 @@ pub async fn add_members(
     let me = caller.0.account.user.clone();
     let actor = me.id.clone();
     let (id, ids) = (path.into_inner(), body.into_inner().user_ids);
-    if ids.len() > conversation::MAX_MEMBERS {
-        return Err(Error::invalid(
-            "room_full",
-            format!("a room has at most {} members", conversation::MAX_MEMBERS),
-        ));
-    }
     let ids2 = ids.clone();
     let change = api
         .relay

@@ -13,8 +13,6 @@ use crate::error::{Error, Result};
 use crate::relay::{DeviceSession, Relay};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 /// The path prefix of the client API.
@@ -31,7 +29,7 @@ pub struct DeviceCaller(pub DeviceSession);
 
 impl FromRequest for DeviceCaller {
     type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<DeviceCaller>>>>;
+    type Future = std::future::Ready<Result<DeviceCaller>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = req
@@ -40,19 +38,16 @@ impl FromRequest for DeviceCaller {
             .and_then(|h| h.to_str().ok())
             .and_then(|v| v.trim().split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim().to_string());
-        let api = req.app_data::<web::Data<ClientApi>>().cloned();
-        Box::pin(async move {
-            let api = api.ok_or_else(|| Error::internal("the client API state is missing"))?;
-            let token = token.ok_or_else(|| {
-                Error::unauthorized(
-                    "authentication_required",
-                    "send the device token: Authorization: Bearer od_…",
-                )
-            })?;
-            let relay = api.relay.clone();
-            Ok(DeviceCaller(relay.authenticate(&token)?))
-        })
+            .map(|(_, t)| t.trim());
+        let caller = match (req.app_data::<web::Data<ClientApi>>(), token) {
+            (None, _) => Err(Error::internal("the client API state is missing")),
+            (Some(_), None) => Err(Error::unauthorized(
+                "authentication_required",
+                "send the device token: Authorization: Bearer od_…",
+            )),
+            (Some(api), Some(token)) => api.relay.authenticate(token).map(DeviceCaller),
+        };
+        std::future::ready(caller)
     }
 }
 

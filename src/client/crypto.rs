@@ -382,13 +382,87 @@ pub fn plaintext_len(blob_len: u64) -> Option<u64> {
     Some(blob_len - segments * TAG_LEN as u64)
 }
 
-/// Encrypts a file incrementally: [`push`](Self::push) plaintext in pieces of any size,
-/// then [`finish`](Self::finish). Holds at most one segment plus the current piece.
-pub struct FileEncryptor {
+/// Cuts a byte stream into segments of `size` bytes, holding the latest full segment
+/// back until more data (or the end) shows whether it is the last one.
+struct Segmenter {
+    pending: Vec<u8>,
+    size: usize,
+}
+
+impl Segmenter {
+    fn new(size: usize) -> Self {
+        Segmenter {
+            pending: Vec::with_capacity(size),
+            size,
+        }
+    }
+
+    /// Add `data`; `full` gets every segment now known not to be the last.
+    fn push(&mut self, mut data: &[u8], mut full: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        while !data.is_empty() {
+            if self.pending.len() == self.size {
+                full(&self.pending)?;
+                self.pending.clear();
+            }
+            let take = (self.size - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
+        Ok(())
+    }
+
+    /// The last segment (possibly empty).
+    fn last(self) -> Vec<u8> {
+        self.pending
+    }
+}
+
+/// AES-256-GCM over numbered segments with the §5.5 nonces.
+struct SegmentCipher {
     cipher: Aes256Gcm,
     key: FileKey,
     index: u32,
-    pending: Vec<u8>,
+}
+
+impl SegmentCipher {
+    fn new(key: &FileKey) -> Self {
+        SegmentCipher {
+            cipher: Aes256Gcm::new((&key.key).into()),
+            key: key.clone(),
+            index: 0,
+        }
+    }
+
+    /// The nonce of the next segment; numbers it.
+    fn next_nonce(&mut self, last: bool, too_many: CryptoError) -> Result<[u8; NONCE_LEN]> {
+        let nonce = self.key.nonce(self.index, last);
+        self.index = self.index.checked_add(1).ok_or(too_many)?;
+        Ok(nonce)
+    }
+
+    fn seal(&mut self, plaintext: &[u8], last: bool) -> Result<Vec<u8>> {
+        let nonce = self.next_nonce(
+            last,
+            CryptoError::Invalid("the file has too many segments".into()),
+        )?;
+        self.cipher
+            .encrypt(Nonce::from_slice(&nonce), plaintext)
+            .map_err(|_| CryptoError::Invalid("cannot encrypt a file segment".into()))
+    }
+
+    fn open(&mut self, ciphertext: &[u8], last: bool) -> Result<Vec<u8>> {
+        let nonce = self.next_nonce(last, CryptoError::Decrypt)?;
+        self.cipher
+            .decrypt(Nonce::from_slice(&nonce), ciphertext)
+            .map_err(|_| CryptoError::Decrypt)
+    }
+}
+
+/// Encrypts a file incrementally: [`push`](Self::push) plaintext in pieces of any size,
+/// then [`finish`](Self::finish). Holds at most one segment plus the current piece.
+pub struct FileEncryptor {
+    segments: Segmenter,
+    cipher: SegmentCipher,
     hasher: Sha256,
     plaintext_len: u64,
     blob_len: u64,
@@ -397,61 +471,62 @@ pub struct FileEncryptor {
 impl FileEncryptor {
     pub fn new(key: &FileKey) -> Self {
         FileEncryptor {
-            cipher: Aes256Gcm::new((&key.key).into()),
-            key: key.clone(),
-            index: 0,
-            pending: Vec::with_capacity(SEGMENT_SIZE),
+            segments: Segmenter::new(SEGMENT_SIZE),
+            cipher: SegmentCipher::new(key),
             hasher: Sha256::new(),
             plaintext_len: 0,
             blob_len: 0,
         }
     }
 
-    fn segment(&mut self, plaintext: &[u8], last: bool, out: &mut Vec<u8>) -> Result<()> {
-        let nonce = self.key.nonce(self.index, last);
-        let ct = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), plaintext)
-            .map_err(|_| CryptoError::Invalid("cannot encrypt a file segment".into()))?;
-        self.index = self
-            .index
-            .checked_add(1)
-            .ok_or_else(|| CryptoError::Invalid("the file has too many segments".into()))?;
-        self.hasher.update(&ct);
-        self.blob_len += ct.len() as u64;
-        out.extend_from_slice(&ct);
-        Ok(())
-    }
-
     /// Encrypt what can be encrypted of `plaintext`, appending blob bytes to `out`. A full
     /// segment is held back until more data (or `finish`) shows whether it is the last.
-    pub fn push(&mut self, mut plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    pub fn push(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
         self.plaintext_len += plaintext.len() as u64;
-        while !plaintext.is_empty() {
-            if self.pending.len() == SEGMENT_SIZE {
-                let seg = std::mem::take(&mut self.pending);
-                self.segment(&seg, false, out)?;
-                self.pending = seg;
-                self.pending.clear();
-            }
-            let room = SEGMENT_SIZE - self.pending.len();
-            let take = room.min(plaintext.len());
-            self.pending.extend_from_slice(&plaintext[..take]);
-            plaintext = &plaintext[take..];
-        }
-        Ok(())
+        let FileEncryptor {
+            segments,
+            cipher,
+            hasher,
+            blob_len,
+            ..
+        } = self;
+        segments.push(plaintext, |seg| {
+            sealed_into(cipher, hasher, blob_len, seg, false, out)
+        })
     }
 
     /// Encrypt the last segment; returns the blob's summary.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<BlobSummary> {
-        let seg = std::mem::take(&mut self.pending);
-        self.segment(&seg, true, out)?;
+        let last = self.segments.last();
+        sealed_into(
+            &mut self.cipher,
+            &mut self.hasher,
+            &mut self.blob_len,
+            &last,
+            true,
+            out,
+        )?;
         Ok(BlobSummary {
             plaintext_len: self.plaintext_len,
             blob_len: self.blob_len,
             sha256: self.hasher.finalize().into(),
         })
     }
+}
+
+fn sealed_into(
+    cipher: &mut SegmentCipher,
+    hasher: &mut Sha256,
+    blob_len: &mut u64,
+    plaintext: &[u8],
+    last: bool,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let ct = cipher.seal(plaintext, last)?;
+    hasher.update(&ct);
+    *blob_len += ct.len() as u64;
+    out.extend_from_slice(&ct);
+    Ok(())
 }
 
 /// What encrypting or decrypting a whole file found.
@@ -466,10 +541,8 @@ pub struct BlobSummary {
 /// Decrypts a blob incrementally: [`push`](Self::push) blob bytes in pieces of any size,
 /// then [`finish`](Self::finish). Detects truncation, reordering and a missing last segment.
 pub struct FileDecryptor {
-    cipher: Aes256Gcm,
-    key: FileKey,
-    index: u32,
-    pending: Vec<u8>,
+    segments: Segmenter,
+    cipher: SegmentCipher,
     hasher: Sha256,
     plaintext_len: u64,
     blob_len: u64,
@@ -478,54 +551,36 @@ pub struct FileDecryptor {
 impl FileDecryptor {
     pub fn new(key: &FileKey) -> Self {
         FileDecryptor {
-            cipher: Aes256Gcm::new((&key.key).into()),
-            key: key.clone(),
-            index: 0,
-            pending: Vec::with_capacity(SEGMENT_CIPHERTEXT_SIZE),
+            segments: Segmenter::new(SEGMENT_CIPHERTEXT_SIZE),
+            cipher: SegmentCipher::new(key),
             hasher: Sha256::new(),
             plaintext_len: 0,
             blob_len: 0,
         }
     }
 
-    fn segment(&mut self, ct: &[u8], last: bool, out: &mut Vec<u8>) -> Result<()> {
-        let nonce = self.key.nonce(self.index, last);
-        let pt = self
-            .cipher
-            .decrypt(Nonce::from_slice(&nonce), ct)
-            .map_err(|_| CryptoError::Decrypt)?;
-        self.index = self.index.checked_add(1).ok_or(CryptoError::Decrypt)?;
-        self.plaintext_len += pt.len() as u64;
-        out.extend_from_slice(&pt);
-        Ok(())
-    }
-
     /// Decrypt what can be decrypted of `blob`, appending plaintext to `out`.
-    pub fn push(&mut self, mut blob: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    pub fn push(&mut self, blob: &[u8], out: &mut Vec<u8>) -> Result<()> {
         self.hasher.update(blob);
         self.blob_len += blob.len() as u64;
-        while !blob.is_empty() {
-            if self.pending.len() == SEGMENT_CIPHERTEXT_SIZE {
-                let seg = std::mem::take(&mut self.pending);
-                self.segment(&seg, false, out)?;
-                self.pending = seg;
-                self.pending.clear();
-            }
-            let room = SEGMENT_CIPHERTEXT_SIZE - self.pending.len();
-            let take = room.min(blob.len());
-            self.pending.extend_from_slice(&blob[..take]);
-            blob = &blob[take..];
-        }
-        Ok(())
+        let FileDecryptor {
+            segments,
+            cipher,
+            plaintext_len,
+            ..
+        } = self;
+        segments.push(blob, |seg| {
+            opened_into(cipher, plaintext_len, seg, false, out)
+        })
     }
 
     /// Decrypt the last segment; returns the blob's summary.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<BlobSummary> {
-        let seg = std::mem::take(&mut self.pending);
-        if seg.len() < TAG_LEN {
+        let last = self.segments.last();
+        if last.len() < TAG_LEN {
             return Err(CryptoError::Decrypt);
         }
-        self.segment(&seg, true, out)?;
+        opened_into(&mut self.cipher, &mut self.plaintext_len, &last, true, out)?;
         Ok(BlobSummary {
             plaintext_len: self.plaintext_len,
             blob_len: self.blob_len,
@@ -534,19 +589,55 @@ impl FileDecryptor {
     }
 }
 
+fn opened_into(
+    cipher: &mut SegmentCipher,
+    plaintext_len: &mut u64,
+    ciphertext: &[u8],
+    last: bool,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let pt = cipher.open(ciphertext, last)?;
+    *plaintext_len += pt.len() as u64;
+    out.extend_from_slice(&pt);
+    Ok(())
+}
+
 const IO_CHUNK: usize = 4 * SEGMENT_SIZE;
 
 fn io_err(e: std::io::Error) -> CryptoError {
     CryptoError::Io(e.to_string())
 }
 
-/// Encrypt everything `input` yields into `output` (streaming).
-pub fn encrypt_file<R: Read, W: Write>(
-    key: &FileKey,
+/// A file encryptor or decryptor: pieces in, then the end.
+trait Segmented {
+    fn push(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()>;
+    fn finish(self, out: &mut Vec<u8>) -> Result<BlobSummary>;
+}
+
+impl Segmented for FileEncryptor {
+    fn push(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        FileEncryptor::push(self, data, out)
+    }
+    fn finish(self, out: &mut Vec<u8>) -> Result<BlobSummary> {
+        FileEncryptor::finish(self, out)
+    }
+}
+
+impl Segmented for FileDecryptor {
+    fn push(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        FileDecryptor::push(self, data, out)
+    }
+    fn finish(self, out: &mut Vec<u8>) -> Result<BlobSummary> {
+        FileDecryptor::finish(self, out)
+    }
+}
+
+/// Feed everything `input` yields through `s` into `output` (streaming).
+fn pump<S: Segmented, R: Read, W: Write>(
+    mut s: S,
     mut input: R,
     mut output: W,
 ) -> Result<BlobSummary> {
-    let mut enc = FileEncryptor::new(key);
     let mut buf = vec![0u8; IO_CHUNK];
     let mut out = Vec::with_capacity(IO_CHUNK + 4 * TAG_LEN);
     loop {
@@ -557,42 +648,25 @@ pub fn encrypt_file<R: Read, W: Write>(
             Err(e) => return Err(io_err(e)),
         };
         out.clear();
-        enc.push(&buf[..n], &mut out)?;
+        s.push(&buf[..n], &mut out)?;
         output.write_all(&out).map_err(io_err)?;
     }
     out.clear();
-    let summary = enc.finish(&mut out)?;
+    let summary = s.finish(&mut out)?;
     output.write_all(&out).map_err(io_err)?;
     output.flush().map_err(io_err)?;
     Ok(summary)
 }
 
+/// Encrypt everything `input` yields into `output` (streaming).
+pub fn encrypt_file<R: Read, W: Write>(key: &FileKey, input: R, output: W) -> Result<BlobSummary> {
+    pump(FileEncryptor::new(key), input, output)
+}
+
 /// Decrypt a blob from `input` into `output` (streaming). On error, `output` holds a prefix
 /// of unauthenticated-as-a-whole plaintext: write to a temporary file and discard it then.
-pub fn decrypt_file<R: Read, W: Write>(
-    key: &FileKey,
-    mut input: R,
-    mut output: W,
-) -> Result<BlobSummary> {
-    let mut dec = FileDecryptor::new(key);
-    let mut buf = vec![0u8; IO_CHUNK];
-    let mut out = Vec::with_capacity(IO_CHUNK);
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err(e)),
-        };
-        out.clear();
-        dec.push(&buf[..n], &mut out)?;
-        output.write_all(&out).map_err(io_err)?;
-    }
-    out.clear();
-    let summary = dec.finish(&mut out)?;
-    output.write_all(&out).map_err(io_err)?;
-    output.flush().map_err(io_err)?;
-    Ok(summary)
+pub fn decrypt_file<R: Read, W: Write>(key: &FileKey, input: R, output: W) -> Result<BlobSummary> {
+    pump(FileDecryptor::new(key), input, output)
 }
 
 #[cfg(test)]

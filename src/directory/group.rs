@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::ops::ControlFlow;
 use utoipa::ToSchema;
 
 pub(crate) const GROUPS: Table<SecurityGroup> = Table::new(schema::GROUPS);
@@ -94,20 +93,9 @@ pub fn for_member<'a>(tx: impl Into<Tx<'a>>, network_id: &str, id: &str) -> Resu
 
 pub fn list<'a>(tx: impl Into<Tx<'a>>, network_id: &str) -> Result<Vec<SecurityGroup>> {
     let tx = tx.into();
-    let mut ids = Vec::new();
-    let prefix = Key::new().s(network_id).into_bytes();
-    let (lo, hi) = crate::store::key::prefix_bounds(&prefix);
-    tx.scan_raw(
+    let ids = tx.ids_with_prefix(
         schema::GROUPS_BY_NETWORK,
-        (
-            lo.as_ref().map(|v| v.as_slice()),
-            hi.as_ref().map(|v| v.as_slice()),
-        ),
-        false,
-        |k, _| {
-            ids.push(crate::store::key::last_part(k).to_string());
-            Ok(ControlFlow::Continue(()))
-        },
+        &Key::new().s(network_id).into_bytes(),
     )?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {

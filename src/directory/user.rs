@@ -483,22 +483,8 @@ pub fn counts<'a>(
 
 /// Ids of every account in a group.
 pub fn ids_in_group<'a>(tx: impl Into<Tx<'a>>, group_id: &str) -> Result<Vec<String>> {
-    let prefix = Key::new().s(group_id).into_bytes();
-    let (lo, hi) = crate::store::key::prefix_bounds(&prefix);
-    let mut ids = Vec::new();
-    tx.into().scan_raw(
-        schema::USERS_BY_GROUP,
-        (
-            lo.as_ref().map(|v| v.as_slice()),
-            hi.as_ref().map(|v| v.as_slice()),
-        ),
-        false,
-        |k, _| {
-            ids.push(crate::store::key::last_part(k).to_string());
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
-    Ok(ids)
+    tx.into()
+        .ids_with_prefix(schema::USERS_BY_GROUP, &Key::new().s(group_id).into_bytes())
 }
 
 /// Move every member of `from` to `to`; returns how many moved.

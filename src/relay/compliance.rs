@@ -36,6 +36,7 @@ pub fn publish(
     {
         return Ok(d);
     }
+    check_public_keys(x25519, ed25519)?;
     let d = Device {
         id: format!("compliance-{}", uuid::Uuid::now_v7()),
         user_id: USER_ID.into(),
@@ -45,16 +46,10 @@ pub fn publish(
         status: DeviceStatus::Active,
         created_at: Utc::now(),
         last_seen_at: None,
-        x25519: None,
-        ed25519: None,
-        auth_epoch: 0,
-        consent_version: None,
-    };
-    check_public_keys(x25519, ed25519)?;
-    let d = Device {
         x25519: Some(x25519.into()),
         ed25519: Some(ed25519.into()),
-        ..d
+        auth_epoch: 0,
+        consent_version: None,
     };
     COMPLIANCE.put(tx, network_id.as_bytes(), &d)?;
     Ok(d)

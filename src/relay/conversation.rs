@@ -12,7 +12,6 @@ use crate::store::{Key, RawTable, Table, Tx, schema};
 use chrono::{DateTime, Utc};
 use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
-use std::ops::ControlFlow;
 
 pub const MAX_MEMBERS: usize = 500;
 pub const NAME_MAX: usize = 100;
@@ -131,20 +130,9 @@ pub fn get<'a>(tx: impl Into<Tx<'a>>, id: &str) -> Result<Option<Conversation>> 
 
 /// Every conversation `user_id` is a member of, oldest first.
 pub fn list_for<'a>(tx: impl Into<Tx<'a>> + Copy, user_id: &str) -> Result<Vec<Conversation>> {
-    let mut ids = Vec::new();
-    let prefix = Key::new().s(user_id).into_bytes();
-    let (lo, hi) = crate::store::key::prefix_bounds(&prefix);
-    tx.into().scan_raw(
+    let ids = tx.into().ids_with_prefix(
         schema::CONVERSATIONS_BY_USER,
-        (
-            lo.as_ref().map(|v| v.as_slice()),
-            hi.as_ref().map(|v| v.as_slice()),
-        ),
-        false,
-        |k, _| {
-            ids.push(crate::store::key::last_part(k).to_string());
-            Ok(ControlFlow::Continue(()))
-        },
+        &Key::new().s(user_id).into_bytes(),
     )?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -287,6 +275,10 @@ pub fn create_room(
     member_ids: &[String],
 ) -> Result<Change> {
     check_text(name, description)?;
+    // A list longer than a room can hold is refused before any lookup.
+    if member_ids.len() > MAX_MEMBERS {
+        return Err(room_full());
+    }
     let now = Utc::now();
     let mut members = vec![Member {
         user_id: me.id.clone(),
@@ -389,6 +381,9 @@ pub fn update(tx: &WriteTransaction, id: &str, me: &str, u: &Update) -> Result<C
 
 /// Add members to a room (moderators only). Members already present are skipped.
 pub fn add_members(tx: &WriteTransaction, id: &str, me: &User, ids: &[String]) -> Result<Change> {
+    if ids.len() > MAX_MEMBERS {
+        return Err(room_full());
+    }
     let before = room_for_moderator(tx, id, &me.id)?;
     let mut c = before.clone();
     let now = Utc::now();

@@ -204,13 +204,4 @@ impl Hub {
             c.recheck.notify_one();
         }
     }
-
-    /// Connected devices right now.
-    pub fn len(&self) -> usize {
-        lock(&self.conns).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

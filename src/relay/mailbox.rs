@@ -168,27 +168,6 @@ fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
         .map_err(|e| Error::internal(format!("the stored {what} is unreadable: {e}")))
 }
 
-/// The acceptance of an earlier envelope with the same id from the same device.
-pub fn earlier<'a>(
-    tx: impl Into<Tx<'a>>,
-    device_id: &str,
-    client_msg_id: &str,
-) -> Result<Option<Acceptance>> {
-    match tx
-        .into()
-        .get_raw(schema::RELAY_SENT, &sent_key(device_id, client_msg_id))?
-    {
-        Some(b) => Ok(Some(decode_acceptance(&b)?)),
-        None => Ok(None),
-    }
-}
-
-/// Store an item for every recipient (inside the caller's transaction). A retry of
-/// an envelope already accepted returns the first acceptance and stores nothing.
-pub fn store_item(tx: &WriteTransaction, new: &NewItem) -> Result<Acceptance> {
-    Ok(store_batch(tx, std::slice::from_ref(new))?[0])
-}
-
 /// Store many items in one transaction, opening each table once (the relay's
 /// writer hands every envelope accepted since the last commit to one call).
 pub fn store_batch(tx: &WriteTransaction, batch: &[NewItem]) -> Result<Vec<Acceptance>> {

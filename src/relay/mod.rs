@@ -238,34 +238,32 @@ impl Relay {
                 ));
             }
         }
-        let server_time = now_ms();
-        let max_age = self.config.mailbox_max_age_days * 86_400;
-        let expires_at = server_time + verdict.ttl_secs.min(max_age) * 1000;
         let kind = env.kind;
         let recipients: Vec<(String, String)> = env
             .keys
             .into_iter()
             .map(|k| (k.device_id, k.sealed))
             .collect();
-        let item = Item {
-            server_time,
-            expires_at,
-            devices: recipients.iter().map(|(d, _)| d.clone()).collect(),
-            body: Body::Envelope(EnvelopeBody {
-                conversation_id: env.conversation_id,
-                sender_user_id: s.user_id().to_string(),
-                sender_device_id: s.device.id.clone(),
-                client_msg_id: env.client_msg_id.clone(),
-                kind,
-                bor_secs: env.bor_secs,
-                forwarded: env.forwarded,
-                ciphertext: env.ciphertext,
-                attachments: env.attachments,
-                signature: env.signature,
-            }),
-        };
+        let body = Body::Envelope(EnvelopeBody {
+            conversation_id: env.conversation_id,
+            sender_user_id: s.user_id().to_string(),
+            sender_device_id: s.device.id.clone(),
+            client_msg_id: env.client_msg_id.clone(),
+            kind,
+            bor_secs: env.bor_secs,
+            forwarded: env.forwarded,
+            ciphertext: env.ciphertext,
+            attachments: env.attachments,
+            signature: env.signature,
+        });
         let idem = Some((s.device.id.clone(), env.client_msg_id));
-        let fut = self.commit(item, recipients, verdict.members, idem)?;
+        let fut = self.commit(
+            body,
+            Some(verdict.ttl_secs),
+            recipients,
+            verdict.members,
+            idem,
+        )?;
         Ok(Box::pin(async move {
             let a = fut.await?;
             if !a.duplicate {
@@ -280,11 +278,20 @@ impl Relay {
     /// Queue an item for its recipients; once durable, push it to those connected.
     fn commit(
         &self,
-        item: Item,
+        body: Body,
+        ttl_secs: Option<u64>,
         recipients: Vec<(String, String)>,
         grant_users: Vec<String>,
         idempotency: Option<(String, String)>,
     ) -> Result<Pending<Acceptance>> {
+        let server_time = now_ms();
+        let max_age = self.config.mailbox_max_age_days * 86_400;
+        let item = Item {
+            server_time,
+            expires_at: server_time + ttl_secs.unwrap_or(max_age).min(max_age) * 1000,
+            devices: recipients.iter().map(|(d, _)| d.clone()).collect(),
+            body,
+        };
         let frame = item.frame(0, SEALED_PLACEHOLDER);
         let rendered = hub::Rendered::new(
             serde_json::to_string(&frame)
@@ -324,41 +331,33 @@ impl Relay {
                 "a receipt names 1 to 1000 valid client message ids",
             ));
         }
-        let conv = self
+        let both_members = self
             .roster
             .conversation(&r.conversation_id)?
-            .filter(|c| c.member(s.user_id()).is_some() && c.member(&r.sender_user_id).is_some())
-            .ok_or_else(|| {
-                Error::not_found(
-                    "conversation_not_found",
-                    "there is no such conversation, or you or the sender are not members of it",
-                )
-            })?;
+            .is_some_and(|c| {
+                c.member(s.user_id()).is_some() && c.member(&r.sender_user_id).is_some()
+            });
+        if !both_members {
+            return Err(Error::not_found(
+                "conversation_not_found",
+                "there is no such conversation, or you or the sender are not members of it",
+            ));
+        }
         r.reader_user_id = s.user_id().to_string();
         r.read_at = now_ms();
-        let Some(sender) = self.roster.account(&r.sender_user_id)? else {
-            return Ok(Box::pin(async {
-                Ok(Acceptance {
-                    seq: 0,
-                    server_time: now_ms(),
-                    duplicate: false,
-                })
-            }));
-        };
-        let recipients: Vec<(String, String)> = sender
-            .receiving
-            .iter()
-            .map(|d| (d.id.clone(), String::new()))
-            .collect();
-        let server_time = now_ms();
-        let item = Item {
-            server_time,
-            expires_at: server_time + self.config.mailbox_max_age_days * 86_400_000,
-            devices: recipients.iter().map(|(d, _)| d.clone()).collect(),
-            body: Body::Receipt(r),
-        };
-        drop(conv);
-        self.commit(item, recipients, Vec::new(), None)
+        // A sender deleted meanwhile has no devices: the receipt reaches nobody.
+        let recipients: Vec<(String, String)> = self
+            .roster
+            .account(&r.sender_user_id)?
+            .map(|sender| {
+                sender
+                    .receiving
+                    .iter()
+                    .map(|d| (d.id.clone(), String::new()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.commit(Body::Receipt(r), None, recipients, Vec::new(), None)
     }
 
     /// Tell everyone who was or is a member about a conversation change (through
@@ -389,20 +388,15 @@ impl Relay {
         if let Some(c) = compliance {
             recipients.push((c.id, String::new()));
         }
-        let server_time = now_ms();
-        let item = Item {
-            server_time,
-            expires_at: server_time + self.config.mailbox_max_age_days * 86_400_000,
-            devices: recipients.iter().map(|(d, _)| d.clone()).collect(),
-            body: Body::Membership(MembershipEvent {
-                conversation_id: conv.id.clone(),
-                change: kind,
-                actor_user_id: actor.to_string(),
-                user_ids,
-                conversation: change.after.as_ref().map(|c| c.view()),
-            }),
-        };
-        self.commit(item, recipients, Vec::new(), None)?.await?;
+        let body = Body::Membership(MembershipEvent {
+            conversation_id: conv.id.clone(),
+            change: kind,
+            actor_user_id: actor.to_string(),
+            user_ids,
+            conversation: change.after.as_ref().map(|c| c.view()),
+        });
+        self.commit(body, None, recipients, Vec::new(), None)?
+            .await?;
         Ok(())
     }
 

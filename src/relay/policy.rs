@@ -95,6 +95,21 @@ pub fn check_shape(env: &OutgoingEnvelope) -> Result<()> {
     Ok(())
 }
 
+/// Refuse with `code`, naming the devices (sorted), if `a` holds any that `b` lacks.
+fn devices_only_in(
+    a: &HashSet<&str>,
+    b: &HashSet<&str>,
+    code: &'static str,
+    message: &str,
+) -> Result<()> {
+    let mut extra: Vec<&str> = a.difference(b).copied().collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    extra.sort_unstable();
+    Err(Error::invalid(code, message).with_details(serde_json::json!({ "device_ids": extra })))
+}
+
 /// The verdict on an envelope: who receives it and for how long.
 pub struct Verdict {
     pub ttl_secs: u64,
@@ -191,24 +206,18 @@ pub fn check(
         expected.insert(c.id.as_str());
     }
     let given: HashSet<&str> = env.keys.iter().map(|k| k.device_id.as_str()).collect();
-    let mut unknown: Vec<&str> = given.difference(&expected).copied().collect();
-    if !unknown.is_empty() {
-        unknown.sort_unstable();
-        return Err(Error::invalid(
-            "unknown_recipients",
-            "some sealed keys are for devices that are not active devices of this conversation's members; refresh the device list",
-        )
-        .with_details(serde_json::json!({ "device_ids": unknown })));
-    }
-    let mut missing: Vec<&str> = expected.difference(&given).copied().collect();
-    if !missing.is_empty() {
-        missing.sort_unstable();
-        return Err(Error::invalid(
-            "missing_recipients",
-            "some devices of this conversation's members have no sealed key; refresh the device list and seal the key to every device",
-        )
-        .with_details(serde_json::json!({ "device_ids": missing })));
-    }
+    devices_only_in(
+        &given,
+        &expected,
+        "unknown_recipients",
+        "some sealed keys are for devices that are not active devices of this conversation's members; refresh the device list",
+    )?;
+    devices_only_in(
+        &expected,
+        &given,
+        "missing_recipients",
+        "some devices of this conversation's members have no sealed key; refresh the device list and seal the key to every device",
+    )?;
     Ok(Verdict {
         ttl_secs: ttl,
         members: conv.member_ids().map(str::to_string).collect(),

@@ -106,81 +106,96 @@ impl Account {
     }
 }
 
+/// A bounded map from id to shared record, filled on demand.
+struct Cache<T>(Mutex<HashMap<String, Arc<T>>>);
+
+impl<T> Cache<T> {
+    fn new() -> Self {
+        Cache(Mutex::new(HashMap::new()))
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<T>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached record, or `load`'s (then cached); None if `load` finds none.
+    fn get_or_load(
+        &self,
+        id: &str,
+        load: impl FnOnce() -> Result<Option<T>>,
+    ) -> Result<Option<Arc<T>>> {
+        if let Some(v) = self.map().get(id) {
+            return Ok(Some(v.clone()));
+        }
+        let Some(v) = load()? else {
+            return Ok(None);
+        };
+        let v = Arc::new(v);
+        self.put(id, v.clone());
+        Ok(Some(v))
+    }
+
+    fn put(&self, id: &str, v: Arc<T>) {
+        let mut map = self.map();
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(id.to_string(), v);
+    }
+
+    fn remove(&self, id: &str) {
+        self.map().remove(id);
+    }
+
+    fn clear(&self) {
+        self.map().clear();
+    }
+}
+
 /// The cache.
 pub struct Roster {
     store: Store,
-    accounts: Mutex<HashMap<String, Arc<Account>>>,
-    conversations: Mutex<HashMap<String, Arc<Conversation>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    accounts: Cache<Account>,
+    conversations: Cache<Conversation>,
 }
 
 impl Roster {
     pub fn new(store: Store) -> Roster {
         Roster {
             store,
-            accounts: Mutex::new(HashMap::new()),
-            conversations: Mutex::new(HashMap::new()),
+            accounts: Cache::new(),
+            conversations: Cache::new(),
         }
     }
 
     /// The account `user_id` (None if the user no longer exists).
     pub fn account(&self, user_id: &str) -> Result<Option<Arc<Account>>> {
-        if let Some(a) = lock(&self.accounts).get(user_id) {
-            return Ok(Some(a.clone()));
-        }
-        let Some(a) = self.store.read(|tx| load_account(tx, user_id))? else {
-            return Ok(None);
-        };
-        let a = Arc::new(a);
-        let mut cache = lock(&self.accounts);
-        if cache.len() >= MAX_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(user_id.to_string(), a.clone());
-        Ok(Some(a))
+        self.accounts
+            .get_or_load(user_id, || self.store.read(|tx| load_account(tx, user_id)))
     }
 
     /// A conversation by id.
     pub fn conversation(&self, id: &str) -> Result<Option<Arc<Conversation>>> {
-        if let Some(c) = lock(&self.conversations).get(id) {
-            return Ok(Some(c.clone()));
-        }
-        let Some(c) = self.store.read(|tx| conversation::get(tx, id))? else {
-            return Ok(None);
-        };
-        let c = Arc::new(c);
-        let mut cache = lock(&self.conversations);
-        if cache.len() >= MAX_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(id.to_string(), c.clone());
-        Ok(Some(c))
+        self.conversations
+            .get_or_load(id, || self.store.read(|tx| conversation::get(tx, id)))
     }
 
     pub fn forget_account(&self, user_id: &str) {
-        lock(&self.accounts).remove(user_id);
+        self.accounts.remove(user_id);
     }
 
     /// Record a conversation's new state (or its deletion).
     pub fn put_conversation(&self, id: &str, c: Option<&Conversation>) {
-        let mut cache = lock(&self.conversations);
         match c {
-            Some(c) => {
-                cache.insert(id.to_string(), Arc::new(c.clone()));
-            }
-            None => {
-                cache.remove(id);
-            }
+            Some(c) => self.conversations.put(id, Arc::new(c.clone())),
+            None => self.conversations.remove(id),
         }
     }
 
     /// Forget everything (after an administrator changed the directory).
     pub fn clear(&self) {
-        lock(&self.accounts).clear();
-        lock(&self.conversations).clear();
+        self.accounts.clear();
+        self.conversations.clear();
     }
 }
 

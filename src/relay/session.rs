@@ -53,45 +53,81 @@ async fn fatal<W: FrameSink>(sink: &mut W, e: &Error) {
     sink.close().await;
 }
 
-fn parse(text: &str) -> Result<ClientFrame, Error> {
-    serde_json::from_str::<ClientFrame>(text).map_err(|e| {
-        let unknown = serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string));
-        match unknown {
-            Some(t)
-                if !["authenticate", "send", "ack", "receipt", "ping"].contains(&t.as_str()) =>
-            {
+/// The frame types a device may send.
+const FRAME_TYPES: [&str; 5] = ["authenticate", "send", "ack", "receipt", "ping"];
+
+/// A frame that did not parse, with what could still be read of it.
+struct Broken {
+    object: bool,
+    ty: Option<String>,
+    client_msg_id: Option<String>,
+    reason: String,
+}
+
+impl Broken {
+    /// Read what there is (only on the error path: the text is parsed a second time).
+    fn read(text: &str, e: serde_json::Error) -> Broken {
+        let v = serde_json::from_str::<serde_json::Value>(text).ok();
+        let str_at = |path: &[&str]| {
+            let mut at = v.as_ref()?;
+            for p in path {
+                at = at.get(p)?;
+            }
+            at.as_str().map(str::to_string)
+        };
+        Broken {
+            object: v.as_ref().is_some_and(|v| v.is_object()),
+            ty: str_at(&["type"]),
+            client_msg_id: str_at(&["envelope", "client_msg_id"])
+                .filter(|id| super::policy::valid_client_msg_id(id)),
+            reason: e.to_string(),
+        }
+    }
+
+    /// A frame with a type other than authenticate (refused as too early).
+    fn is_not_authenticate(&self) -> bool {
+        self.ty.as_deref().is_some_and(|t| t != "authenticate")
+    }
+
+    /// The refusal and whether it ends the stream: a JSON object of a known type whose
+    /// fields do not parse is refused and the stream goes on; text that is not a frame
+    /// at all, or of an unknown type, ends it.
+    fn refusal(&self) -> (Error, bool) {
+        match self.ty.as_deref() {
+            Some(t) if !FRAME_TYPES.contains(&t) => (
                 Error::bad_request(
                     "unknown_frame_type",
                     format!("there is no frame type {t:?}; see PROTOCOL.md §4.1"),
-                )
-            }
-            _ => Error::bad_request("malformed_frame", format!("the frame is not valid: {e}")),
+                ),
+                true,
+            ),
+            Some("send") if self.object => (
+                Error::invalid(
+                    "invalid_envelope",
+                    format!("the envelope is not valid: {}", self.reason),
+                ),
+                false,
+            ),
+            _ => (
+                Error::bad_request(
+                    "malformed_frame",
+                    format!("the frame is not valid: {}", self.reason),
+                ),
+                !self.object,
+            ),
         }
-    })
+    }
 }
 
-fn is_json_object(text: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.is_object())
+fn parse(text: &str) -> Result<ClientFrame, Broken> {
+    serde_json::from_str::<ClientFrame>(text).map_err(|e| Broken::read(text, e))
 }
 
-fn text_type(text: &str) -> Option<String> {
-    serde_json::from_str::<serde_json::Value>(text)
-        .ok()?
-        .get("type")?
-        .as_str()
-        .map(str::to_string)
-}
-
-/// The client message id of a broken `send` frame, if it names one.
-fn client_msg_id_of(text: &str) -> Option<String> {
-    let v = serde_json::from_str::<serde_json::Value>(text).ok()?;
-    v.get("envelope")?
-        .get("client_msg_id")?
-        .as_str()
-        .filter(|id| super::policy::valid_client_msg_id(id))
-        .map(str::to_string)
+fn too_early() -> Error {
+    Error::unauthorized(
+        "authentication_required",
+        "the first frame must be authenticate",
+    )
 }
 
 /// Run a stream to its end.
@@ -159,31 +195,21 @@ async fn authenticate<R: FrameSource, W: FrameSink>(
         };
         // Anything but an authenticate frame (even a broken one of another type) is
         // refused for what it is: too early.
-        let ty = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string));
-        if ty.is_some_and(|t| t != "authenticate") {
-            let e = Error::unauthorized(
-                "authentication_required",
-                "the first frame must be authenticate",
-            );
-            fatal(sink, &e).await;
-            return None;
-        }
         let (token, consent_version) = match parse(&text) {
             Ok(ClientFrame::Authenticate {
                 token,
                 consent_version,
             }) => (token, consent_version),
             Ok(_) => {
-                let e = Error::unauthorized(
-                    "authentication_required",
-                    "the first frame must be authenticate",
-                );
-                fatal(sink, &e).await;
+                fatal(sink, &too_early()).await;
                 return None;
             }
-            Err(e) => {
+            Err(b) => {
+                let e = if b.is_not_authenticate() {
+                    too_early()
+                } else {
+                    b.refusal().0
+                };
                 fatal(sink, &e).await;
                 return None;
             }
@@ -363,19 +389,17 @@ async fn serve<R: FrameSource, W: FrameSink>(
                 // goes on; text that is not a frame at all, or of an unknown type, ends it.
                 let frame = match parse(&text) {
                     Ok(f) => f,
-                    Err(e) if e.code == "malformed_frame" && is_json_object(&text) => {
-                        let id = client_msg_id_of(&text);
-                        let e = if text_type(&text).as_deref() == Some("send") {
-                            Error::invalid("invalid_envelope", e.message.replace("the frame is not valid", "the envelope is not valid"))
-                        } else {
-                            e
-                        };
-                        if !sink.send_frame(encode(&ServerFrame::error(&e, id.as_deref(), false))).await {
+                    Err(b) => {
+                        let (e, ends) = b.refusal();
+                        if ends {
+                            return Err(e);
+                        }
+                        let frame = ServerFrame::error(&e, b.client_msg_id.as_deref(), false);
+                        if !sink.send_frame(encode(&frame)).await {
                             return Ok(());
                         }
                         continue;
                     }
-                    Err(e) => return Err(e),
                 };
                 if !bucket.take() {
                     let id = match &frame {

@@ -131,6 +131,26 @@ impl Tx<'_> {
         }
     }
 
+    /// The last string part of every key of index `name` that starts with `prefix`
+    /// (an index keyed `owner, id → ()` lists an owner's ids this way), in key order.
+    pub fn ids_with_prefix(&self, name: &'static str, prefix: &[u8]) -> Result<Vec<String>> {
+        let (lo, hi) = super::key::prefix_bounds(prefix);
+        let mut ids = Vec::new();
+        self.scan_raw(
+            name,
+            (
+                lo.as_ref().map(|v| v.as_slice()),
+                hi.as_ref().map(|v| v.as_slice()),
+            ),
+            false,
+            |k, _| {
+                ids.push(super::key::last_part(k).to_string());
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
+        Ok(ids)
+    }
+
     /// Number of entries in `range` of table `name`.
     pub fn count_raw(
         &self,

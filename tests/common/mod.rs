@@ -82,6 +82,13 @@ impl Builder {
     }
 
     /// Start without OUTPOST_BOOTSTRAP_ADMIN_PASSWORD (a one-time password is printed).
+    pub fn envs(mut self, env: &[(&str, &str)]) -> Self {
+        for (k, v) in env {
+            self = self.env(k, v);
+        }
+        self
+    }
+
     pub fn random_password(mut self) -> Self {
         self.password = None;
         self
@@ -437,6 +444,31 @@ impl Api {
     }
 
     /// The first network's id.
+    /// The id of `network`'s default security group.
+    pub fn default_group(&self, network: &str) -> String {
+        let n = self.get(&format!("/admin/api/v1/networks/{network}")).ok();
+        n["default_group_id"].as_str().unwrap().to_string()
+    }
+
+    /// Change settings of `network`'s default security group (a partial update).
+    pub fn set_group_settings(&self, network: &str, settings: Value) {
+        let group = self.default_group(network);
+        self.patch(
+            &format!("/admin/api/v1/networks/{network}/security-groups/{group}"),
+            &json!({ "settings": settings }),
+        )
+        .ok();
+    }
+
+    /// Change `network`'s settings (a partial update).
+    pub fn set_network_settings(&self, network: &str, settings: Value) {
+        self.patch(
+            &format!("/admin/api/v1/networks/{network}/settings"),
+            &settings,
+        )
+        .ok();
+    }
+
     pub fn first_network(&self) -> String {
         self.get("/networks").ok()["items"][0]["id"]
             .as_str()

@@ -90,6 +90,48 @@ impl Person {
         }
     }
 
+    /// Start an upload of `size` bytes; returns the blob's id.
+    pub fn new_blob(&self, size: usize) -> String {
+        let b = self.api.post("/api/v1/blobs", &json!({"size": size})).ok();
+        b["id"].as_str().unwrap().to_string()
+    }
+
+    /// Send one chunk of blob `id` at `offset`; the status and the answer.
+    pub fn put_chunk(&self, id: &str, offset: usize, bytes: &[u8]) -> (u16, Value) {
+        let r = self
+            .api
+            .http
+            .put(format!("{}/api/v1/blobs/{id}?offset={offset}", self.url))
+            .bearer_auth(&self.token)
+            .body(bytes.to_vec())
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().unwrap_or(Value::Null))
+    }
+
+    /// Upload `data` as one chunk; returns the completed blob's state.
+    pub fn upload(&self, data: &[u8]) -> Value {
+        let id = self.new_blob(data.len());
+        let (status, state) = self.put_chunk(&id, 0, data);
+        assert_eq!(status, 200, "{state}");
+        state
+    }
+
+    /// Download blob `id` (optionally a `Range`); the status and the bytes.
+    pub fn download(&self, id: &str, range: Option<&str>) -> (u16, Vec<u8>) {
+        let mut rb = self
+            .api
+            .http
+            .get(format!("{}/api/v1/blobs/{id}/content", self.url))
+            .bearer_auth(&self.token);
+        if let Some(r) = range {
+            rb = rb.header("range", r);
+        }
+        let r = rb.send().unwrap();
+        (r.status().as_u16(), r.bytes().unwrap().to_vec())
+    }
+
     /// Open a WebSocket stream and authenticate.
     pub fn connect(&self) -> Stream {
         let mut s = Stream::websocket(&self.url, &self.ca);
