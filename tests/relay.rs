@@ -432,6 +432,60 @@ fn revoking_a_device_closes_its_stream_and_its_token_stops_working() {
         .expect(404, "device_not_found");
 }
 
+/// The `outpost_relay_mailbox_entries` gauge: entries waiting for all devices.
+fn mailbox_entries(w: &World) -> u64 {
+    let page = w.server.anon().get("/metrics").text;
+    page.lines()
+        .find_map(|l| l.strip_prefix("outpost_relay_mailbox_entries "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .expect("the metrics page shows outpost_relay_mailbox_entries")
+}
+
+#[test]
+fn a_revoked_device_mailbox_is_emptied_and_the_other_devices_keep_theirs() {
+    let w = world();
+    let alice = w.person("alice");
+    let bob = w.person("bob");
+    let bob2 = people::device(&w.server, &bob.email);
+    let dm = alice.dm(&bob);
+    let mut a = alice.connect();
+    a.expect("membership");
+    let to = alice.recipients(&dm);
+    assert_eq!(to.len(), 2, "both of bob's devices");
+    let before = mailbox_entries(&w);
+    for id in ["r-1", "r-2"] {
+        a.send(&send_frame(&dm, id, &to));
+        assert_eq!(a.expect("accepted")["client_msg_id"], id);
+    }
+    assert_eq!(mailbox_entries(&w), before + 4);
+    bob.api
+        .delete(&format!("/api/v1/devices/{}", bob2.device_id))
+        .ok();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Both envelopes (and whatever else waited for the revoked device) go.
+    while mailbox_entries(&w) > before + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked device's entries were never removed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Bob's other device still gets both, in order.
+    let mut b = Stream::websocket(&bob.url, &bob.ca);
+    let ready = b.authenticate(&bob.token);
+    assert!(ready["pending"].as_u64().unwrap() >= 2);
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            b.next_of("deliver")["envelope"]["client_msg_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids, ["r-1", "r-2"]);
+}
+
 #[test]
 fn with_data_retention_on_every_envelope_must_include_the_compliance_device() {
     let w = world();

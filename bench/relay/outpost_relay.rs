@@ -250,8 +250,15 @@ async fn drive(
 }
 
 /// The send time in a `<user>.<n>.<µs>` client message id.
+/// The send time an id carries. Ids are `{send µs, 16 digits}.{device}.{n}`: time
+/// first, like the reference client's UUIDv7 (PROTOCOL.md §4.4 asks for time-ordered
+/// ids), so they sort by time as a real client's do.
 fn sent_us(id: &str) -> Option<u64> {
-    id.rsplit('.').next()?.parse().ok()
+    id.split('.').next()?.parse().ok()
+}
+
+fn msg_id(me: usize, n: u64, sent_us: u64) -> String {
+    format!("{sent_us:016}.{me}.{n}")
 }
 
 /// One device: sends as the mode says, reads everything, acknowledges deliveries.
@@ -360,7 +367,7 @@ async fn device_loop(
                         let Some((k, t, recips)) = inflight.pop_front() else {
                             bail!("accepted {client_msg_id} with nothing in flight");
                         };
-                        let want = format!("{me}.{k}.{t}");
+                        let want = msg_id(me, k, t);
                         if client_msg_id != want || duplicate {
                             bail!("accepted {client_msg_id} (duplicate: {duplicate}) when {want} was next");
                         }
@@ -424,7 +431,7 @@ async fn send(
     let t = templates.get(target);
     *n += 1;
     let now = ctl.now_us();
-    let id = format!("{me}.{n}.{now}");
+    let id = msg_id(me, *n, now);
     inflight.push_back((*n, now, t.recipients));
     ctl.sent.fetch_add(1, Ordering::Relaxed);
     sink.send(Message::text(t.render(&id)))

@@ -2,16 +2,23 @@
 //!
 //! An accepted item (an envelope, a membership event or a receipt) is stored once in
 //! `relay_items` under a `seq` that grows with every item, and each recipient device
-//! gets a mailbox entry `(device, seq) → its sealed key`, all in the same transaction.
+//! gets a mailbox entry `(seq, device) → its sealed key`, all in the same transaction.
+//! Every key a commit writes is therefore near the end of its table — items, entries
+//! and expiry by seq or time, idempotency records by the (time-ordered) client message
+//! id — so a commit of thousands of envelopes dirties few pages. Which entries wait for
+//! one device is kept in memory by [`MailboxIndex`].
+//!
 //! `relay_refs` counts the entries still pointing at an item; when a device acks, its
 //! entries go and the item goes with the last one. `relay_expiry` lists every item by
 //! expiry so that expired items are purged even if never delivered, and keeps the
-//! sender's idempotency record (`relay_sent`) until then.
+//! sender's idempotency record (`relay_sent_ids`) until then. A revoked or reset
+//! device is listed in `relay_cleared`, and the purge removes its entries.
 //!
 //! Everything here runs inside store transactions; the relay queues the writes on
 //! the group committer so that many envelopes share one fsync.
 
 use super::frame::{Attachment, Kind, MembershipEvent, Receipt, ServerFrame};
+use super::index::MailboxIndex;
 use crate::error::{Error, Result};
 use crate::store::{self, Key, OpenTable, RawTable, Tx, schema};
 use redb::WriteTransaction;
@@ -20,9 +27,10 @@ use std::ops::{Bound, ControlFlow};
 
 const ITEMS: RawTable = RawTable::new(schema::RELAY_ITEMS);
 const REFS: RawTable = RawTable::new(schema::RELAY_REFS);
-const MAILBOX: RawTable = RawTable::new(schema::MAILBOX);
+const MAILBOX: RawTable = RawTable::new(schema::RELAY_MAILBOX);
 const EXPIRY: RawTable = RawTable::new(schema::RELAY_EXPIRY);
-const SENT: RawTable = RawTable::new(schema::RELAY_SENT);
+const SENT: RawTable = RawTable::new(schema::RELAY_SENT_IDS);
+const CLEARED: RawTable = RawTable::new(schema::RELAY_CLEARED);
 const SEQ_KEY: &str = "relay_seq";
 /// Counter of mailbox entries (the mailbox depth metric).
 pub const DEPTH_COUNTER: &str = "relay.mailbox_entries";
@@ -147,12 +155,22 @@ impl NewItem {
     }
 }
 
-fn mailbox_key(device_id: &str, seq: u64) -> Vec<u8> {
-    Key::new().s(device_id).u64(seq).into_bytes()
+/// A mailbox entry's key: seq first, so a commit's entries are appended together.
+pub fn mailbox_key(seq: u64, device_id: &str) -> Vec<u8> {
+    Key::new().u64(seq).s(device_id).into_bytes()
 }
 
-fn sent_key(device_id: &str, client_msg_id: &str) -> Vec<u8> {
-    Key::new().s(device_id).s(client_msg_id).into_bytes()
+/// (seq, device id) of a mailbox key.
+pub fn parse_mailbox_key(k: &[u8]) -> Option<(u64, String)> {
+    let seq = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
+    let device = std::str::from_utf8(k.get(8..)?.strip_suffix(&[0])?).ok()?;
+    Some((seq, device.to_string()))
+}
+
+/// An idempotency record's key: the client message id first. Clients make ids
+/// time-ordered (UUIDv7, PROTOCOL.md §4.4), so new records land together at the end.
+pub fn sent_key(device_id: &str, client_msg_id: &str) -> Vec<u8> {
+    Key::new().s(client_msg_id).s(device_id).into_bytes()
 }
 
 fn expiry_key(expires_at: u64, seq: u64) -> Vec<u8> {
@@ -208,7 +226,7 @@ pub fn store_batch(tx: &WriteTransaction, batch: &[NewItem]) -> Result<Vec<Accep
                 items.insert(&k, &new.item_json)?;
                 refs.insert(&k, &encode_refs(n as u32, !new.blob_ids.is_empty()))?;
                 for (device, sealed) in &new.recipients {
-                    mb.insert(&mailbox_key(device, seq), sealed.as_bytes())?;
+                    mb.insert(&mailbox_key(seq, device), sealed.as_bytes())?;
                 }
                 depth += n as i64;
             }
@@ -305,14 +323,14 @@ fn decode_acceptance(b: &[u8]) -> Result<Acceptance> {
     }
 }
 
-/// Remove every mailbox entry of `device_id` with seq ≤ `up_to`; returns how many.
-pub fn ack(tx: &WriteTransaction, device_id: &str, up_to: u64) -> Result<u64> {
-    Ok(ack_batch(tx, &[(device_id.to_string(), up_to)])?[0])
-}
-
-/// Apply many acks in one transaction, opening each table once; returns how many
-/// entries each removed.
-pub fn ack_batch(tx: &WriteTransaction, acks: &[(String, u64)]) -> Result<Vec<u64>> {
+/// Apply many acks `(device, up_to)` in one transaction, opening each table once:
+/// removes each device's entries with seq ≤ `up_to` (as listed by `index`); returns
+/// how many each removed. The caller forgets them in `index` once committed.
+pub fn ack_batch(
+    tx: &WriteTransaction,
+    index: &MailboxIndex,
+    acks: &[(String, u64)],
+) -> Result<Vec<u64>> {
     let mut out = Vec::with_capacity(acks.len());
     let mut blobs = Vec::new();
     let mut total = 0u64;
@@ -321,20 +339,13 @@ pub fn ack_batch(tx: &WriteTransaction, acks: &[(String, u64)]) -> Result<Vec<u6
         let mut refs = REFS.open(tx)?;
         let mut items = ITEMS.open(tx)?;
         for (device_id, up_to) in acks {
-            let lo = mailbox_key(device_id, 0);
-            let hi = mailbox_key(device_id, *up_to);
             let mut removed = 0u64;
-            loop {
-                let taken = mb.take_range((Bound::Included(&lo), Bound::Included(&hi)), 4096)?;
-                if taken.is_empty() {
-                    break;
+            for seq in index.up_to(device_id, *up_to) {
+                // The index may still list an entry a committed purge removed.
+                if mb.remove(&mailbox_key(seq, device_id))?.is_some() {
+                    release(&mut refs, &mut items, seq, &mut blobs)?;
+                    removed += 1;
                 }
-                for (k, _) in &taken {
-                    if let Some(seq) = crate::store::key::trailing_u64(k) {
-                        release(&mut refs, &mut items, seq, &mut blobs)?;
-                    }
-                }
-                removed += taken.len() as u64;
             }
             total += removed;
             out.push(removed);
@@ -349,19 +360,56 @@ pub fn ack_batch(tx: &WriteTransaction, acks: &[(String, u64)]) -> Result<Vec<u6
     Ok(out)
 }
 
-/// Remove every mailbox entry of a device (revoked, reset or deleted devices).
-pub fn clear_device(tx: &WriteTransaction, device_id: &str) -> Result<u64> {
-    ack(tx, device_id, u64::MAX)
+/// Empty a device's mailbox (revoked, reset or deleted devices): the device is
+/// listed in `relay_cleared` with the current seq, and the next purge removes its
+/// entries up to that seq ([`sweep_cleared`]).
+pub fn clear_device(tx: &WriteTransaction, device_id: &str) -> Result<()> {
+    let seq = store::meta_get(tx, SEQ_KEY)?
+        .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0);
+    CLEARED
+        .open(tx)?
+        .insert(device_id.as_bytes(), &seq.to_be_bytes())
+}
+
+/// Remove the entries of up to `limit` cleared devices; returns the `(device, up to
+/// seq)` ranges removed, for the index, and how many entries went.
+pub fn sweep_cleared(
+    tx: &WriteTransaction,
+    index: &MailboxIndex,
+    limit: usize,
+) -> Result<(Vec<(String, u64)>, u64)> {
+    let cleared = CLEARED
+        .open(tx)?
+        .take_range((Bound::Unbounded, Bound::Unbounded), limit)?;
+    let acks: Vec<(String, u64)> = cleared
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let device = String::from_utf8(k).ok()?;
+            let seq = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+            Some((device, seq))
+        })
+        .collect();
+    let removed = ack_batch(tx, index, &acks)?;
+    Ok((acks, removed.iter().sum()))
+}
+
+/// What a purge removed.
+#[derive(Default)]
+pub struct Purged {
+    pub items: u64,
+    /// The `(device, seq)` mailbox entries removed, for the index.
+    pub entries: Vec<(String, u64)>,
 }
 
 /// Purge up to `limit` items that expired by `now_ms` (and their idempotency
-/// records); returns (items purged, mailbox entries removed).
-pub fn purge_expired(tx: &WriteTransaction, now_ms: u64, limit: usize) -> Result<(u64, u64)> {
+/// records).
+pub fn purge_expired(tx: &WriteTransaction, now_ms: u64, limit: usize) -> Result<Purged> {
     let hi = Key::new().u64(now_ms).u64(u64::MAX).into_bytes();
     let due = EXPIRY
         .open(tx)?
         .take_range((Bound::Unbounded, Bound::Included(&hi)), limit)?;
-    let (mut items_n, mut entries) = (0u64, 0u64);
+    let mut out = Purged::default();
     let mut blobs = Vec::new();
     {
         let mut sent = SENT.open(tx)?;
@@ -378,21 +426,21 @@ pub fn purge_expired(tx: &WriteTransaction, now_ms: u64, limit: usize) -> Result
             if let Some(b) = items.remove(&seq.to_be_bytes())? {
                 let item: Item = parse(&b, "relay item")?;
                 refs.remove(&seq.to_be_bytes())?;
-                for d in &item.devices {
-                    if mb.remove(&mailbox_key(d, seq))?.is_some() {
-                        entries += 1;
+                blobs.extend(item.blob_ids());
+                for d in item.devices {
+                    if mb.remove(&mailbox_key(seq, &d))?.is_some() {
+                        out.entries.push((d, seq));
                     }
                 }
-                blobs.extend(item.blob_ids());
-                items_n += 1;
+                out.items += 1;
             }
         }
     }
-    if entries > 0 {
-        store::counter_add(tx, DEPTH_COUNTER, -(entries as i64))?;
+    if !out.entries.is_empty() {
+        store::counter_add(tx, DEPTH_COUNTER, -(out.entries.len() as i64))?;
     }
     super::blob::drop_refs(tx, &blobs)?;
-    Ok((items_n, entries))
+    Ok(out)
 }
 
 /// One waiting mailbox entry with its item.
@@ -402,51 +450,68 @@ pub struct Waiting {
     pub item: Item,
 }
 
-/// Up to `limit` entries of `device_id` with seq > `after`, in order. Entries whose
-/// item expired are skipped (the purge removes them).
-pub fn page<'a>(
-    tx: impl Into<Tx<'a>> + Copy,
+/// Up to `limit` entries of `device_id` with seq > `after`, in order; fewer only
+/// when no more wait. Entries whose item expired are skipped (the purge removes them).
+pub fn page(
+    store: &store::Store,
+    index: &MailboxIndex,
     device_id: &str,
-    after: u64,
+    mut after: u64,
     limit: usize,
     now_ms: u64,
 ) -> Result<Vec<Waiting>> {
-    let lo = mailbox_key(device_id, after.saturating_add(1));
-    let hi = mailbox_key(device_id, u64::MAX);
-    let mut raw = Vec::new();
-    tx.into().scan_raw(
-        schema::MAILBOX,
-        (Bound::Included(&lo), Bound::Included(&hi)),
-        false,
-        |k, v| {
-            if let Some(seq) = crate::store::key::trailing_u64(k) {
-                raw.push((seq, String::from_utf8_lossy(v).into_owned()));
+    let mut out = Vec::with_capacity(limit.min(256));
+    while out.len() < limit {
+        // Read the index before the snapshot: whatever it lists is committed, so the
+        // snapshot has it unless it has been removed since.
+        let seqs = index.after(device_id, after, limit - out.len());
+        let Some(last) = seqs.last().copied() else {
+            break;
+        };
+        store.read(|tx| {
+            for seq in seqs {
+                let Some(sealed) = tx_get(tx, schema::RELAY_MAILBOX, &mailbox_key(seq, device_id))?
+                else {
+                    continue;
+                };
+                let Some(b) = tx_get(tx, schema::RELAY_ITEMS, &seq.to_be_bytes())? else {
+                    continue;
+                };
+                let item: Item = parse(&b, "relay item")?;
+                if item.expires_at > now_ms {
+                    out.push(Waiting {
+                        seq,
+                        sealed: String::from_utf8_lossy(&sealed).into_owned(),
+                        item,
+                    });
+                }
             }
-            Ok(if raw.len() >= limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            })
-        },
-    )?;
-    let mut out = Vec::with_capacity(raw.len());
-    for (seq, sealed) in raw {
-        if let Some(b) = tx.into().get_raw(schema::RELAY_ITEMS, &seq.to_be_bytes())? {
-            let item: Item = parse(&b, "relay item")?;
-            if item.expires_at > now_ms {
-                out.push(Waiting { seq, sealed, item });
-            }
-        }
+            Ok(())
+        })?;
+        after = last;
     }
     Ok(out)
 }
 
-/// How many entries wait in a device's mailbox.
-pub fn depth<'a>(tx: impl Into<Tx<'a>>, device_id: &str) -> Result<u64> {
-    let lo = mailbox_key(device_id, 0);
-    let hi = mailbox_key(device_id, u64::MAX);
-    tx.into().count_raw(
-        schema::MAILBOX,
-        (Bound::Included(&lo), Bound::Included(&hi)),
-    )
+fn tx_get(tx: &redb::ReadTransaction, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    Tx::from(tx).get_raw(table, key)
+}
+
+/// Read every mailbox entry's `(seq, device)` to build the index (at start-up).
+pub fn load_index(store: &store::Store) -> Result<MailboxIndex> {
+    let mut entries = Vec::new();
+    store.read(|tx| {
+        Tx::from(tx).scan_raw(
+            schema::RELAY_MAILBOX,
+            (Bound::Unbounded, Bound::Unbounded),
+            false,
+            |k, _| {
+                if let Some(e) = parse_mailbox_key(k) {
+                    entries.push(e);
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )
+    })?;
+    MailboxIndex::load(entries.into_iter().map(Ok))
 }

@@ -12,6 +12,7 @@ pub mod compliance;
 pub mod conversation;
 pub mod frame;
 pub mod hub;
+pub mod index;
 pub mod mailbox;
 pub mod policy;
 pub mod quic;
@@ -51,7 +52,11 @@ pub struct Relay {
     pub roster: Roster,
     pub hub: Arc<Hub>,
     pub blobs: blob::Blobs,
+    /// Which mailbox entries wait for each device.
+    pub index: Arc<index::MailboxIndex>,
     writer: writer::Writer,
+    /// Wakes the task that empties the mailboxes of revoked and reset devices.
+    sweep: Arc<tokio::sync::Notify>,
 }
 
 /// An authenticated device and its account.
@@ -79,9 +84,16 @@ impl Relay {
     pub fn new(store: Store, config: RelayConfig, data_dir: &std::path::Path) -> Result<Relay> {
         let blobs = blob::Blobs::new(data_dir, config.max_file_bytes, config.chunk_max_bytes)?;
         let hub = Arc::new(Hub::default());
+        let index = Arc::new(mailbox::load_index(&store)?);
+        let sweep = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(sweeper(store.clone(), index.clone(), sweep.clone()));
+        // Devices cleared before a restart are swept now.
+        sweep.notify_one();
         Ok(Relay {
             roster: Roster::new(store.clone()),
-            writer: writer::Writer::start(store.clone(), hub.clone()),
+            writer: writer::Writer::start(store.clone(), hub.clone(), index.clone()),
+            index,
+            sweep,
             store,
             config,
             hub,
@@ -405,30 +417,37 @@ impl Relay {
     pub fn directory_changed(&self) {
         self.roster.clear();
         self.hub.recheck_all();
+        self.sweep.notify_one();
     }
 
     /// A device or account of `user_id` changed (revocation, new device, keys).
     pub fn account_changed(&self, user_id: &str) {
         self.roster.forget_account(user_id);
         self.hub.recheck_user(user_id);
+        self.sweep.notify_one();
     }
 
-    /// Purge expired items and unreferenced blobs; returns (items, entries, blobs).
+    /// Purge expired items, the mailboxes of revoked devices and unreferenced blobs;
+    /// returns (items, entries, blobs).
     pub async fn purge(&self) -> Result<(u64, u64, u64)> {
+        const CHUNK: usize = 2000;
         let (mut items, mut entries) = (0, 0);
         loop {
             let now = now_ms();
-            let (i, e) = self
+            let purged = self
                 .store
-                .write(move |tx| mailbox::purge_expired(tx, now, 2000))
+                .write(move |tx| mailbox::purge_expired(tx, now, CHUNK))
                 .await?;
-            items += i;
-            entries += e;
-            if i < 2000 {
+            self.index
+                .remove(purged.entries.iter().map(|(d, s)| (d.as_str(), *s)));
+            items += purged.items;
+            entries += purged.entries.len() as u64;
+            if purged.items < CHUNK as u64 {
                 break;
             }
         }
         metrics::relay::EXPIRED.inc_by(entries);
+        entries += sweep_cleared(&self.store, &self.index).await?;
         let blobs = self
             .blobs
             .collect_garbage(
@@ -446,13 +465,46 @@ impl Relay {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, ServerFrame)>> {
-        let now = now_ms();
-        let page = self
-            .store
-            .read(|tx| mailbox::page(tx, device_id, after, limit, now))?;
+        let page = mailbox::page(&self.store, &self.index, device_id, after, limit, now_ms())?;
         Ok(page
             .into_iter()
             .map(|w| (w.seq, w.item.frame(w.seq, &w.sealed)))
             .collect())
+    }
+}
+
+/// Empty the mailboxes of devices listed as cleared (revoked, reset, deleted);
+/// returns how many entries went.
+async fn sweep_cleared(store: &Store, index: &Arc<index::MailboxIndex>) -> Result<u64> {
+    const CHUNK: usize = 64;
+    let mut entries = 0;
+    loop {
+        let any = store.read(|tx| {
+            crate::store::Tx::from(tx).count_raw(
+                crate::store::schema::RELAY_CLEARED,
+                (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+            )
+        })?;
+        if any == 0 {
+            return Ok(entries);
+        }
+        let ix = index.clone();
+        let (cleared, removed) = store
+            .write(move |tx| mailbox::sweep_cleared(tx, &ix, CHUNK))
+            .await?;
+        for (device, up_to) in &cleared {
+            index.remove_up_to(device, *up_to);
+        }
+        entries += removed;
+    }
+}
+
+/// Sweep cleared mailboxes whenever an account or the directory changes.
+async fn sweeper(store: Store, index: Arc<index::MailboxIndex>, wake: Arc<tokio::sync::Notify>) {
+    loop {
+        wake.notified().await;
+        if let Err(e) = sweep_cleared(&store, &index).await {
+            tracing::warn!(error = %e, "emptying the mailboxes of revoked devices failed; the purge retries");
+        }
     }
 }

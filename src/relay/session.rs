@@ -302,10 +302,7 @@ async fn serve<R: FrameSource, W: FrameSink>(
     transport: &'static str,
 ) -> Result<(), Error> {
     let device_id = session.device.id.clone();
-    let pending_n = relay
-        .store
-        .read(|tx| super::mailbox::depth(tx, &device_id))
-        .unwrap_or(0);
+    let pending_n = relay.index.len(&device_id);
     let ready = ServerFrame::Ready {
         user_id: session.user_id().to_string(),
         device_id: device_id.clone(),

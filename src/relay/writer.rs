@@ -4,13 +4,14 @@
 //!
 //! While one batch is being committed the next accumulates; under load a batch is
 //! everything that arrived during one fsync, when idle a single envelope commits at
-//! once. After the commit — on the committer thread, in seq order — the batch's
-//! items are pushed to the connected recipients, then every waiting sender is
-//! answered. A failed commit fails every job of the batch (nothing of it was stored),
+//! once. After the commit — on the committer thread, in seq order — the mailbox index
+//! learns the batch's new entries and forgets the acked ones, the batch's items are
+//! pushed to the connected recipients, then every waiting sender is answered. A failed commit fails every job of the batch (nothing of it was stored),
 //! and senders may retry with the same client message ids.
 
 use super::Pending;
 use super::hub::{Hub, Prepared, Rendered};
+use super::index::MailboxIndex;
 use super::mailbox::{self, Acceptance, NewItem};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -50,9 +51,9 @@ fn stopped() -> Error {
 
 impl Writer {
     /// Start the writer task (on the current tokio runtime).
-    pub fn start(store: Store, hub: Arc<Hub>) -> Writer {
+    pub fn start(store: Store, hub: Arc<Hub>, index: Arc<MailboxIndex>) -> Writer {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, hub, rx));
+        tokio::spawn(run(store, hub, index, rx));
         Writer { tx }
     }
 
@@ -81,7 +82,12 @@ impl Writer {
     }
 }
 
-async fn run(store: Store, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(
+    store: Store,
+    hub: Arc<Hub>,
+    index: Arc<MailboxIndex>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+) {
     let mut jobs = Vec::new();
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let mut items = Vec::new();
@@ -107,10 +113,27 @@ async fn run(store: Store, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Job>) 
             }
         }
         let items = Arc::new(items);
+        let acks = Arc::new(acks);
         let (for_op, for_push) = (items.clone(), items);
+        let (acks_op, acks_done) = (acks.clone(), acks);
         let push_hub = hub.clone();
+        let (ix_op, ix_done) = (index.clone(), index.clone());
         let on_commit: Box<dyn FnOnce(&Outcome) + Send> =
             Box::new(move |(accepted, _): &Outcome| {
+                ix_done.add(
+                    accepted
+                        .iter()
+                        .zip(for_push.iter())
+                        .filter(|(a, _)| !a.duplicate)
+                        .flat_map(|(a, item)| {
+                            item.recipients
+                                .iter()
+                                .map(move |(d, _)| (d.as_str(), a.seq))
+                        }),
+                );
+                for (device, up_to) in acks_done.iter() {
+                    ix_done.remove_up_to(device, *up_to);
+                }
                 for ((a, frame), item) in accepted.iter().zip(frames).zip(for_push.iter()) {
                     if !a.duplicate && !item.recipients.is_empty() {
                         let p = Prepared::new(a.seq, a.server_time, frame, item.recipients.clone());
@@ -123,7 +146,7 @@ async fn run(store: Store, hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Job>) 
                 move |tx| {
                     Ok((
                         mailbox::store_batch(tx, &for_op)?,
-                        mailbox::ack_batch(tx, &acks)?,
+                        mailbox::ack_batch(tx, &ix_op, &acks_op)?,
                     ))
                 },
                 Some(on_commit),

@@ -52,13 +52,20 @@ pub const DIRECT_CONVERSATIONS: &str = "direct_conversations";
 pub const RELAY_ITEMS: &str = "relay_items";
 /// Relay item seq → how many mailbox entries still reference it (u32).
 pub const RELAY_REFS: &str = "relay_refs";
-/// Mailboxes: device id, seq → this device's part of the item (its sealed key).
+/// Mailboxes of schema version 2: device id, seq → sealed key (see [`RELAY_MAILBOX`]).
 pub const MAILBOX: &str = "mailbox";
+/// Mailboxes: seq, device id → this device's part of the item (its sealed key).
+pub const RELAY_MAILBOX: &str = "relay_mailbox";
+/// Devices whose mailbox is being emptied (revoked, reset, deleted) → the seq up to
+/// which their entries go.
+pub const RELAY_CLEARED: &str = "relay_cleared";
 /// Index: expiry (ms, u64), seq → sender device and client message id.
 pub const RELAY_EXPIRY: &str = "relay_expiry";
-/// Accepted envelopes by sending device and client message id → the acceptance,
-/// so retries are answered with the first one.
+/// Idempotency records of schema version 2, keyed device first (see [`RELAY_SENT_IDS`]).
 pub const RELAY_SENT: &str = "relay_sent";
+/// Accepted envelopes by client message id and sending device → the acceptance,
+/// so retries are answered with the first one.
+pub const RELAY_SENT_IDS: &str = "relay_sent_ids";
 /// Attachment blobs by id.
 pub const BLOBS: &str = "blobs";
 /// Index: blob id, user id → (): who may download a blob.
@@ -90,6 +97,10 @@ type Migration = fn(&WriteTransaction) -> Result<()>;
 const MIGRATIONS: &[(&str, Migration)] = &[
     ("create the initial tables", create_initial_tables),
     ("create the messaging relay's tables", create_relay_tables),
+    (
+        "key mailboxes by seq and idempotency records by message id",
+        rekey_relay_tables,
+    ),
 ];
 
 /// Tables added by version 2.
@@ -124,6 +135,75 @@ fn create_relay_tables(tx: &WriteTransaction) -> Result<()> {
         tx.open_table(def(name))
             .map_err(|e| store_err("creating tables", e))?;
     }
+    Ok(())
+}
+
+/// Version 3: `mailbox` (device, seq) becomes `relay_mailbox` (seq, device) and
+/// `relay_sent` (device, message id) becomes `relay_sent_ids` (message id, device),
+/// so that a commit's new keys are adjacent; `relay_expiry` values name the new keys.
+fn rekey_relay_tables(tx: &WriteTransaction) -> Result<()> {
+    use super::key::Key;
+    fn err(e: impl std::fmt::Display) -> Error {
+        store_err("re-keying the relay's tables", e)
+    }
+    // Keys of version 2: strings are NUL-terminated, the seq is a trailing u64.
+    let strings = |k: &[u8]| -> Vec<String> {
+        k.split(|b| *b == 0)
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect()
+    };
+    {
+        let old = tx.open_table(def(MAILBOX)).map_err(err)?;
+        let mut new = tx.open_table(def(RELAY_MAILBOX)).map_err(err)?;
+        for e in old.iter().map_err(err)? {
+            let (k, v) = e.map_err(err)?;
+            let k = k.value();
+            let Some(split) = k.len().checked_sub(8) else {
+                continue;
+            };
+            let seq = u64::from_be_bytes(k[split..].try_into().unwrap_or([0; 8]));
+            let device =
+                String::from_utf8_lossy(k[..split].strip_suffix(&[0]).unwrap_or(&k[..split]))
+                    .into_owned();
+            let nk = Key::new().u64(seq).s(&device).into_bytes();
+            new.insert(nk.as_slice(), v.value()).map_err(err)?;
+        }
+    }
+    let swap = |k: &[u8]| -> Option<Vec<u8>> {
+        let parts = strings(k);
+        match parts.as_slice() {
+            [device, msg, rest] if rest.is_empty() => {
+                Some(Key::new().s(msg).s(device).into_bytes())
+            }
+            _ => None,
+        }
+    };
+    {
+        let old = tx.open_table(def(RELAY_SENT)).map_err(err)?;
+        let mut new = tx.open_table(def(RELAY_SENT_IDS)).map_err(err)?;
+        for e in old.iter().map_err(err)? {
+            let (k, v) = e.map_err(err)?;
+            if let Some(nk) = swap(k.value()) {
+                new.insert(nk.as_slice(), v.value()).map_err(err)?;
+            }
+        }
+    }
+    {
+        let mut expiry = tx.open_table(def(RELAY_EXPIRY)).map_err(err)?;
+        let mut updates = Vec::new();
+        for e in expiry.iter().map_err(err)? {
+            let (k, v) = e.map_err(err)?;
+            if let Some(nv) = swap(v.value()) {
+                updates.push((k.value().to_vec(), nv));
+            }
+        }
+        for (k, v) in updates {
+            expiry.insert(k.as_slice(), v.as_slice()).map_err(err)?;
+        }
+    }
+    tx.open_table(def(RELAY_CLEARED)).map_err(err)?;
+    tx.delete_table(def(MAILBOX)).map_err(err)?;
+    tx.delete_table(def(RELAY_SENT)).map_err(err)?;
     Ok(())
 }
 
@@ -169,4 +249,57 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(u32, u32)> {
     t.insert(VERSION_KEY, VERSION.to_be_bytes().as_slice())
         .map_err(|e| store_err("writing the schema version", e))?;
     Ok((from, VERSION))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::key::Key;
+
+    #[test]
+    fn version_3_rekeys_mailboxes_and_idempotency_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("t.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        create_initial_tables(&tx).unwrap();
+        create_relay_tables(&tx).unwrap();
+        let old_sent = Key::new().s("dev1").s("msg-a").into_bytes();
+        {
+            let mut mb = tx.open_table(def(MAILBOX)).unwrap();
+            let k = Key::new().s("dev1").u64(7).into_bytes();
+            mb.insert(k.as_slice(), b"sealed-7".as_slice()).unwrap();
+            let mut sent = tx.open_table(def(RELAY_SENT)).unwrap();
+            sent.insert(old_sent.as_slice(), [1u8; 16].as_slice())
+                .unwrap();
+            let mut exp = tx.open_table(def(RELAY_EXPIRY)).unwrap();
+            let ek = Key::new().u64(99).u64(7).into_bytes();
+            exp.insert(ek.as_slice(), old_sent.as_slice()).unwrap();
+            let ek2 = Key::new().u64(99).u64(8).into_bytes();
+            exp.insert(ek2.as_slice(), b"".as_slice()).unwrap();
+        }
+        rekey_relay_tables(&tx).unwrap();
+        let new_sent = Key::new().s("msg-a").s("dev1").into_bytes();
+        {
+            let mb = tx.open_table(def(RELAY_MAILBOX)).unwrap();
+            let k = Key::new().u64(7).s("dev1").into_bytes();
+            assert_eq!(mb.get(k.as_slice()).unwrap().unwrap().value(), b"sealed-7");
+            let sent = tx.open_table(def(RELAY_SENT_IDS)).unwrap();
+            assert_eq!(
+                sent.get(new_sent.as_slice()).unwrap().unwrap().value(),
+                [1u8; 16]
+            );
+            let exp = tx.open_table(def(RELAY_EXPIRY)).unwrap();
+            let ek = Key::new().u64(99).u64(7).into_bytes();
+            assert_eq!(exp.get(ek.as_slice()).unwrap().unwrap().value(), new_sent);
+            let ek2 = Key::new().u64(99).u64(8).into_bytes();
+            assert!(exp.get(ek2.as_slice()).unwrap().unwrap().value().is_empty());
+        }
+        let names: Vec<String> = tx
+            .list_tables()
+            .unwrap()
+            .map(|h| redb::TableHandle::name(&h).to_string())
+            .collect();
+        assert!(!names.iter().any(|n| n == MAILBOX || n == RELAY_SENT));
+        assert!(names.iter().any(|n| n == RELAY_CLEARED));
+    }
 }
