@@ -41,6 +41,31 @@ pub trait FrameSink {
     fn close(&mut self) -> impl Future<Output = ()>;
 }
 
+impl<T: FrameSource> FrameSource for &mut T {
+    fn next_frame(&mut self) -> impl Future<Output = Option<Result<String, Error>>> {
+        (**self).next_frame()
+    }
+}
+
+impl<T: FrameSink> FrameSink for &mut T {
+    fn send_frame(&mut self, text: String) -> impl Future<Output = bool> {
+        (**self).send_frame(text)
+    }
+
+    fn close(&mut self) -> impl Future<Output = ()> {
+        (**self).close()
+    }
+}
+
+/// The refusal of a frame over `relay.max_frame_bytes`, whatever the transport.
+pub fn frame_too_large() -> Error {
+    Error::new(
+        crate::error::Kind::TooLarge,
+        "frame_too_large",
+        "the frame is larger than this appliance accepts (relay.max_frame_bytes)",
+    )
+}
+
 fn encode(f: &ServerFrame) -> String {
     serde_json::to_string(f).unwrap_or_else(|_| {
         r#"{"type":"error","code":"internal","message":"a frame could not be encoded","fatal":false}"#.into()
