@@ -277,3 +277,38 @@ fn silent_clients_are_not_kept() {
         assert!(started.elapsed() < Duration::from_secs(10));
     });
 }
+
+#[test]
+fn stopping_closes_device_streams_at_once_on_both_carriers() {
+    let mut s = Server::start();
+    let owner = s.owner();
+    let net = owner.first_network();
+    let a = person(&s, &owner, &net, "first@example.test");
+    let b = person(&s, &owner, &net, "second@example.test");
+    let rt = runtime();
+    // A stream opened as the first request, and one after another request.
+    let mut first = a.connect();
+    let mut later = rt.block_on(async {
+        let mut io = tls(&s, b"http/1.1").await;
+        io.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(response(&mut io).await.0, 200);
+        let (mut ws, answer) = upgrade(&s, io).await;
+        assert!(served_by_http_server(&answer));
+        let auth = json!({"type": "authenticate", "token": b.token}).to_string();
+        ws.send(Message::text(auth)).await.unwrap();
+        assert_eq!(next_frame(&mut ws).await["type"], "ready");
+        ws
+    });
+    let started = Instant::now();
+    let status = s.signal_and_wait(libc::SIGTERM);
+    let took = started.elapsed();
+    assert!(status.success(), "{}", s.lines.text());
+    // The harness gives the HTTP server 5 s (http.shutdown_timeout_secs) to finish;
+    // open device streams no longer hold it that long.
+    assert!(took < Duration::from_secs(4), "stopping took {took:?}");
+    assert!(first.closes_within(Duration::from_secs(1)));
+    rt.block_on(closes(&mut later));
+    assert!(s.lines.text().contains("stopped cleanly"));
+}

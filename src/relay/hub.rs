@@ -168,6 +168,8 @@ pub struct Registration {
 pub struct Hub {
     conns: Mutex<HashMap<String, Conn>>,
     next_id: AtomicU64,
+    /// Set once the appliance is stopping.
+    closing: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -239,6 +241,19 @@ impl Hub {
         for c in lock(&self.conns).values().filter(|c| c.user_id == user_id) {
             c.slot.recheck.notify_one();
         }
+    }
+
+    /// The appliance is stopping: every stream stops reading, answers the sends it
+    /// has in flight and closes; a stream that registers from now on closes as soon
+    /// as it is ready.
+    pub fn close_all(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.recheck_all();
+    }
+
+    /// Whether the appliance is stopping ([`Hub::close_all`]).
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Ask every stream to re-check (policy or directory changed).

@@ -1,7 +1,7 @@
 //! One device's stream, whatever carries it (WebSocket or QUIC): authentication and
 //! the consent gate, the mailbox backlog, live deliveries, sends and their
 //! acceptances, acks, receipts, and closing when the account or device stops being
-//! valid (PROTOCOL.md §4).
+//! valid or the appliance stops (PROTOCOL.md §4).
 //!
 //! Sends are checked and queued in the order they arrive and answered in that order
 //! once durable; the stream keeps reading meanwhile (up to [`MAX_IN_FLIGHT`]), so
@@ -356,10 +356,16 @@ async fn serve<R: FrameSource, W: FrameSink>(
     }
     let mut sends: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut bucket = Bucket::new(relay.config.max_frames_per_second);
+    // Once the appliance is stopping the stream reads no more frames, answers the sends
+    // in flight and ends (`run` queues the last ack).
+    let mut draining = relay.hub.is_closing();
     // Every stream waits here most of its life, so the branches only decide what to
     // send; the sending (the one await besides the wait) comes after, and the stream's
     // state stays small.
     loop {
+        if draining && sends.is_empty() {
+            return Ok(());
+        }
         if acks.in_flight.is_none() && acks.wanted > acks.written {
             acks.in_flight = Some((acks.wanted, relay.ack(&device_id, acks.wanted)));
         }
@@ -367,17 +373,12 @@ async fn serve<R: FrameSource, W: FrameSink>(
         let mut reread = false;
         let out: Option<String> = tokio::select! {
             _ = reg.slot.recheck.notified() => {
-                if !relay.hub.is_current(&device_id, reg.id) {
-                    return Err(Error::conflict("replaced", "this device opened another stream; this one is closed"));
+                if relay.hub.is_closing() {
+                    draining = true;
+                    None
+                } else {
+                    recheck(relay, session, &device_id, reg.id)?
                 }
-                // The device knows the policy of the session it has now.
-                let fresh = relay.revalidate(session)?;
-                let policy_changed = fresh.account.policy != session.account.policy;
-                *session = fresh;
-                if let Some(e) = relay.consent_required(session, true) {
-                    return Err(e);
-                }
-                policy_changed.then(|| encode(&ServerFrame::Policy { policy: session.account.policy.clone() }))
             }
             Some((id, result)) = sends.next(), if !sends.is_empty() => match (result, id) {
                 (Ok(a), Some(id)) => Some(encode(&ServerFrame::Accepted { client_msg_id: id, seq: a.seq, server_time: a.server_time, duplicate: a.duplicate })),
@@ -399,7 +400,7 @@ async fn serve<R: FrameSource, W: FrameSink>(
                     push.item.frame_for(push.index as usize)
                 })
             }
-            frame = src.next_frame(), if sends.len() < MAX_IN_FLIGHT => match frame {
+            frame = src.next_frame(), if !draining && sends.len() < MAX_IN_FLIGHT => match frame {
                 None => return Ok(()),
                 Some(Err(e)) => return Err(e),
                 Some(Ok(text)) => on_frame(relay, session, &text, &mut bucket, &mut sends, acks, last_sent)?,
@@ -421,6 +422,35 @@ async fn serve<R: FrameSource, W: FrameSink>(
             return Ok(());
         }
     }
+}
+
+/// Re-check the stream after a change: still the device's current stream, the
+/// account and device still valid, consent still given. Returns the new policy to
+/// tell the device, if it changed; an error ends the stream.
+fn recheck(
+    relay: &Relay,
+    session: &mut DeviceSession,
+    device_id: &str,
+    registration: u64,
+) -> Result<Option<String>, Error> {
+    if !relay.hub.is_current(device_id, registration) {
+        return Err(Error::conflict(
+            "replaced",
+            "this device opened another stream; this one is closed",
+        ));
+    }
+    // The device knows the policy of the session it has now.
+    let fresh = relay.revalidate(session)?;
+    let policy_changed = fresh.account.policy != session.account.policy;
+    *session = fresh;
+    if let Some(e) = relay.consent_required(session, true) {
+        return Err(e);
+    }
+    Ok(policy_changed.then(|| {
+        encode(&ServerFrame::Policy {
+            policy: session.account.policy.clone(),
+        })
+    }))
 }
 
 /// Handle one frame from the device: queue its send or receipt, note its ack, or

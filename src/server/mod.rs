@@ -2,9 +2,11 @@
 //!
 //! Start-up order: lock the data folder, load or create the TLS identity, open (and
 //! migrate) the store, create the owner and first network on a first start, bind the
-//! HTTPS listeners, then tell systemd READY. On SIGTERM or SIGINT: tell systemd
-//! STOPPING, stop accepting, let in-flight requests finish (up to
-//! `http.shutdown_timeout_secs`), commit what is queued and close the store.
+//! HTTPS listeners ([`front_door`]), then tell systemd READY. On SIGTERM or SIGINT:
+//! tell systemd STOPPING, stop accepting, close the QUIC endpoints, let device
+//! streams answer the sends they have in flight and close, let in-flight requests
+//! finish (up to `http.shutdown_timeout_secs`), commit what is queued and close the
+//! store.
 
 pub mod bootstrap;
 pub mod front_door;
@@ -177,6 +179,9 @@ pub async fn serve(config: Config) -> Result<()> {
     for ep in &quic {
         ep.close(0u32.into(), b"shutting down");
     }
+    // Device streams answer what they have in flight and close, rather than holding
+    // the HTTP server's graceful stop until http.shutdown_timeout_secs.
+    relay.hub.close_all();
     handle.stop(true).await;
     let _ = running.await;
     for ep in &quic {
