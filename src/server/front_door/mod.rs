@@ -57,7 +57,7 @@ const MAX_HANDSHAKES: usize = 256;
 const BACKLOG: u32 = 1024;
 
 /// What every connection of a listener needs, shared by its workers.
-pub struct Shared {
+struct Shared {
     tls: tokio_rustls::TlsAcceptor,
     relay: Arc<Relay>,
     /// Headers added to the device stream's `101 Switching Protocols`, as the HTTP
