@@ -9,6 +9,10 @@
 //! read and the baseline (before the first connection) subtracted. A sample of the
 //! streams is pinged to show they are alive.
 //!
+//! `IDLE_BENCH_STAGE=upgraded` stops each stream after its WebSocket upgrade, without
+//! authenticating, to see what the stream costs before its session (the server closes
+//! such streams after 15 s, so use it with fewer streams, e.g. 10,000).
+//!
 //! DESIGN.md's target: ≥ 50,000 idle authenticated connections at ≤ 20 KiB each.
 //! If the server stops accepting short of the target, the benchmark says how far it
 //! got and why, within bounded time; it fails only on misbehaviour (a refused
@@ -98,8 +102,35 @@ fn raise_nofile(want: u64) -> Result<(u64, Option<String>)> {
     }
 }
 
+/// How far each stream is taken before it idles.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Upgraded to a WebSocket, not authenticated.
+    Upgraded,
+    /// Authenticated: `ready` received (the default).
+    Ready,
+}
+
+impl Stage {
+    fn from_env() -> Result<Stage> {
+        match std::env::var("IDLE_BENCH_STAGE").as_deref().map(str::trim) {
+            Err(_) | Ok("") | Ok("ready") => Ok(Stage::Ready),
+            Ok("upgraded") => Ok(Stage::Upgraded),
+            Ok(other) => bail!("IDLE_BENCH_STAGE={other} is neither ready nor upgraded"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Upgraded => "upgraded",
+            Stage::Ready => "ready",
+        }
+    }
+}
+
 fn run() -> Result<String> {
     let target = env_usize("IDLE_BENCH_CONNECTIONS", 50_000)?;
+    let stage = Stage::from_env()?;
     let sources = env_usize("IDLE_BENCH_SOURCES", 10)?.clamp(1, 250);
     if target == 0 {
         bail!("IDLE_BENCH_CONNECTIONS must be positive");
@@ -144,7 +175,7 @@ fn run() -> Result<String> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let outcome = rt.block_on(measure(&server, addr, pid, &tokens, sources, nofile));
+    let outcome = rt.block_on(measure(&server, addr, pid, &tokens, sources, nofile, stage));
     drop(rt);
     match outcome {
         Ok(line) => {
@@ -170,6 +201,7 @@ async fn measure(
     tokens: &[String],
     sources: usize,
     nofile: u64,
+    stage: Stage,
 ) -> Result<String> {
     let tls = stream::tls_connector(&server.ca_file())?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -203,7 +235,9 @@ async fn measure(
                     let r = tokio::time::timeout(ONE_LIMIT, async {
                         let mut ws =
                             stream::open(addr, Some(local), &tls, stream::ws_config(2048)).await?;
-                        stream::authenticate(&mut ws, token, ONE_LIMIT).await?;
+                        if stage == Stage::Ready {
+                            stream::authenticate(&mut ws, token, ONE_LIMIT).await?;
+                        }
                         Ok::<Ws, anyhow::Error>(ws)
                     })
                     .await
@@ -263,7 +297,8 @@ async fn measure(
     let open_seconds = started.elapsed().as_secs_f64();
     let n = conns.len();
     println!(
-        "{n} streams authenticated in {open_seconds:.1} s ({:.0}/s), {failures} failed",
+        "{n} streams {} in {open_seconds:.1} s ({:.0}/s), {failures} failed",
+        stage.name(),
         n as f64 / open_seconds.max(1e-9)
     );
     for e in &first_errors {
@@ -301,16 +336,28 @@ async fn measure(
             continue;
         }
         pinged += 1;
-        let ping = stream::encode(&ClientFrame::Ping {
-            nonce: Some(format!("p{i}")),
-        });
+        let nonce = format!("p{i}");
         let ok = tokio::time::timeout(Duration::from_secs(10), async {
-            ws.send(Message::text(ping)).await?;
+            // An authenticated stream answers a ping frame; one that is not, a
+            // WebSocket ping.
+            let ping = match stage {
+                Stage::Ready => Message::text(stream::encode(&ClientFrame::Ping {
+                    nonce: Some(nonce.clone()),
+                })),
+                Stage::Upgraded => Message::Ping(nonce.clone().into_bytes().into()),
+            };
+            ws.send(ping).await?;
             while let Some(m) = ws.next().await {
-                if let Message::Text(t) = m?
-                    && let Ok(ServerFrame::Pong { nonce }) = serde_json::from_str(&t)
-                {
-                    return Ok::<bool, anyhow::Error>(nonce.as_deref() == Some(&format!("p{i}")));
+                match m? {
+                    Message::Text(t) => {
+                        if let Ok(ServerFrame::Pong { nonce: got }) = serde_json::from_str(&t) {
+                            return Ok::<bool, anyhow::Error>(got.as_deref() == Some(&nonce));
+                        }
+                    }
+                    Message::Pong(p) if stage == Stage::Upgraded => {
+                        return Ok(p == nonce.as_bytes());
+                    }
+                    _ => {}
                 }
             }
             Ok(false)
@@ -343,6 +390,9 @@ async fn measure(
     );
     if n < tokens.len() {
         line.push_str(" reached_target=false");
+    }
+    if stage != Stage::Ready {
+        line.push_str(&format!(" stage={}", stage.name()));
     }
     Ok(line)
 }

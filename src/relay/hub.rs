@@ -1,16 +1,17 @@
 //! The hub: which devices are connected right now, and the live push to them.
 //!
-//! Each open stream registers its device and gets a bounded queue. When an item is
+//! Each open stream registers its device and gets a [`Slot`]: a bounded queue and two
+//! signals, in one small allocation (idle streams are most streams). When an item is
 //! durably committed, the committer thread hands it to the hub, which offers it to
 //! every connected recipient without waiting. The mailbox stays the source of
 //! truth: a device whose queue is full is marked *lagged* and re-reads its mailbox,
 //! so a slow device never slows the relay and never misses anything.
 
 use crate::metrics;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 /// Items a connection may have queued before it is marked lagged.
 const QUEUE: usize = 512;
@@ -95,20 +96,71 @@ pub struct Push {
     pub index: u32,
 }
 
+/// What the hub and one open stream share.
+#[derive(Default)]
+pub struct Slot {
+    /// Live pushes not yet taken by the stream (at most [`QUEUE`]).
+    queue: Mutex<VecDeque<Push>>,
+    /// Rings when the queue gets an item.
+    pushed: Notify,
+    /// Set when a push found the queue full: the stream re-reads its mailbox.
+    pub lagged: AtomicBool,
+    /// Rings when the stream must re-check its account, or whether it is still the
+    /// device's current stream.
+    pub recheck: Notify,
+}
+
+/// A queue that held more than this many items is freed once empty again, so a
+/// burst's memory does not stay with an idle stream.
+const KEEP_QUEUE: usize = 16;
+
+impl Slot {
+    /// Queue `push`, or mark the stream lagged if its queue is full (never blocks).
+    fn offer(&self, push: Push) {
+        let mut queue = lock(&self.queue);
+        if queue.len() >= QUEUE {
+            drop(queue);
+            self.lagged.store(true, Ordering::Release);
+        } else {
+            queue.push_back(push);
+            drop(queue);
+            self.pushed.notify_one();
+        }
+    }
+
+    /// The next live push, once there is one.
+    pub async fn next(&self) -> Push {
+        loop {
+            // Taken before looking, so a push in between is not missed (`notify_one`
+            // keeps a permit when nobody waits yet).
+            let pushed = self.pushed.notified();
+            if let Some(p) = self.pop() {
+                return p;
+            }
+            pushed.await;
+        }
+    }
+
+    fn pop(&self) -> Option<Push> {
+        let mut queue = lock(&self.queue);
+        let p = queue.pop_front();
+        if queue.is_empty() && queue.capacity() > KEEP_QUEUE {
+            *queue = VecDeque::new();
+        }
+        p
+    }
+}
+
 struct Conn {
     id: u64,
     user_id: String,
-    tx: mpsc::Sender<Push>,
-    lagged: Arc<AtomicBool>,
-    recheck: Arc<Notify>,
+    slot: Arc<Slot>,
 }
 
 /// What a stream gets when it registers.
 pub struct Registration {
     pub id: u64,
-    pub rx: mpsc::Receiver<Push>,
-    pub lagged: Arc<AtomicBool>,
-    pub recheck: Arc<Notify>,
+    pub slot: Arc<Slot>,
     transport: &'static str,
 }
 
@@ -116,6 +168,8 @@ pub struct Registration {
 pub struct Hub {
     conns: Mutex<HashMap<String, Conn>>,
     next_id: AtomicU64,
+    /// Set once the appliance is stopping.
+    closing: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -131,31 +185,25 @@ impl Hub {
         user_id: &str,
         transport: &'static str,
     ) -> Registration {
-        let (tx, rx) = mpsc::channel(QUEUE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let lagged = Arc::new(AtomicBool::new(false));
-        let recheck = Arc::new(Notify::new());
+        let slot = Arc::new(Slot::default());
         let old = lock(&self.conns).insert(
             device_id.to_string(),
             Conn {
                 id,
                 user_id: user_id.to_string(),
-                tx,
-                lagged: lagged.clone(),
-                recheck: recheck.clone(),
+                slot: slot.clone(),
             },
         );
         if let Some(old) = old {
-            old.recheck.notify_one();
+            old.slot.recheck.notify_one();
         }
         metrics::relay::CONNECTED
             .with_label_values(&[transport])
             .inc();
         Registration {
             id,
-            rx,
-            lagged,
-            recheck,
+            slot,
             transport,
         }
     }
@@ -180,13 +228,10 @@ impl Hub {
         let conns = lock(&self.conns);
         for (i, (device, _)) in item.recipients.iter().enumerate() {
             if let Some(c) = conns.get(device) {
-                let p = Push {
+                c.slot.offer(Push {
                     item: item.clone(),
                     index: i as u32,
-                };
-                if let Err(mpsc::error::TrySendError::Full(_)) = c.tx.try_send(p) {
-                    c.lagged.store(true, Ordering::Release);
-                }
+                });
             }
         }
     }
@@ -194,14 +239,27 @@ impl Hub {
     /// Ask the streams of `user_id` to re-check their account (suspension, revocation).
     pub fn recheck_user(&self, user_id: &str) {
         for c in lock(&self.conns).values().filter(|c| c.user_id == user_id) {
-            c.recheck.notify_one();
+            c.slot.recheck.notify_one();
         }
+    }
+
+    /// The appliance is stopping: every stream stops reading, answers the sends it
+    /// has in flight and closes; a stream that registers from now on closes as soon
+    /// as it is ready.
+    pub fn close_all(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.recheck_all();
+    }
+
+    /// Whether the appliance is stopping ([`Hub::close_all`]).
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Ask every stream to re-check (policy or directory changed).
     pub fn recheck_all(&self) {
         for c in lock(&self.conns).values() {
-            c.recheck.notify_one();
+            c.slot.recheck.notify_one();
         }
     }
 }

@@ -35,11 +35,9 @@ impl FrameSource for Source {
                     Error::bad_request("malformed_frame", "a frame must be UTF-8 JSON")
                 }))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Some(Err(Error::new(
-                crate::error::Kind::TooLarge,
-                "frame_too_large",
-                "the frame is larger than this appliance accepts (relay.max_frame_bytes)",
-            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Some(Err(session::frame_too_large()))
+            }
             Err(_) => None,
         }
     }

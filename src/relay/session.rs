@@ -1,7 +1,7 @@
 //! One device's stream, whatever carries it (WebSocket or QUIC): authentication and
 //! the consent gate, the mailbox backlog, live deliveries, sends and their
 //! acceptances, acks, receipts, and closing when the account or device stops being
-//! valid (PROTOCOL.md §4).
+//! valid or the appliance stops (PROTOCOL.md §4).
 //!
 //! Sends are checked and queued in the order they arrive and answered in that order
 //! once durable; the stream keeps reading meanwhile (up to [`MAX_IN_FLIGHT`]), so
@@ -39,6 +39,31 @@ pub trait FrameSink {
     fn send_frame(&mut self, text: String) -> impl Future<Output = bool>;
     /// Close the connection (after a fatal error or when the stream ends).
     fn close(&mut self) -> impl Future<Output = ()>;
+}
+
+impl<T: FrameSource> FrameSource for &mut T {
+    fn next_frame(&mut self) -> impl Future<Output = Option<Result<String, Error>>> {
+        (**self).next_frame()
+    }
+}
+
+impl<T: FrameSink> FrameSink for &mut T {
+    fn send_frame(&mut self, text: String) -> impl Future<Output = bool> {
+        (**self).send_frame(text)
+    }
+
+    fn close(&mut self) -> impl Future<Output = ()> {
+        (**self).close()
+    }
+}
+
+/// The refusal of a frame over `relay.max_frame_bytes`, whatever the transport.
+pub fn frame_too_large() -> Error {
+    Error::new(
+        crate::error::Kind::TooLarge,
+        "frame_too_large",
+        "the frame is larger than this appliance accepts (relay.max_frame_bytes)",
+    )
 }
 
 fn encode(f: &ServerFrame) -> String {
@@ -137,7 +162,9 @@ pub async fn run<R: FrameSource, W: FrameSink>(
     mut sink: W,
     transport: &'static str,
 ) {
-    let Some(mut session) = authenticate(&relay, &mut src, &mut sink).await else {
+    // Boxed, like the backlog below: both are short phases with large states, which
+    // would otherwise be reserved in every stream's future for its whole life.
+    let Some(mut session) = Box::pin(authenticate(&relay, &mut src, &mut sink)).await else {
         return;
     };
     relay.touch(&session);
@@ -292,6 +319,12 @@ struct Acks {
     in_flight: Option<(u64, Pending<u64>)>,
 }
 
+/// A delivery on its way to the device, counted once it is sent.
+struct Delivery {
+    seq: u64,
+    server_time: u64,
+}
+
 async fn serve<R: FrameSource, W: FrameSink>(
     relay: &Relay,
     session: &mut DeviceSession,
@@ -303,157 +336,193 @@ async fn serve<R: FrameSource, W: FrameSink>(
 ) -> Result<(), Error> {
     let device_id = session.device.id.clone();
     let pending_n = relay.index.len(&device_id);
-    let ready = ServerFrame::Ready {
+    let ready = encode(&ServerFrame::Ready {
         user_id: session.user_id().to_string(),
         device_id: device_id.clone(),
         network_id: session.account.user.network_id.clone(),
         policy: session.account.policy.clone(),
         pending: pending_n,
-    };
-    if !sink.send_frame(encode(&ready)).await {
+    });
+    if !sink.send_frame(ready).await {
         return Ok(());
     }
     let delivered = metrics::relay::DELIVERED.with_label_values(&[transport]);
     let mut last_sent = 0u64;
-    if !backlog(relay, &device_id, &mut last_sent, sink, &delivered).await? {
+    if !Box::pin(backlog(relay, &device_id, &mut last_sent, sink, &delivered)).await? {
         return Ok(());
     }
     let mut sends: FuturesOrdered<InFlight> = FuturesOrdered::new();
-    let mut policy = session.account.policy.clone();
     let mut bucket = Bucket::new(relay.config.max_frames_per_second);
+    // Once the appliance is stopping the stream reads no more frames, answers the sends
+    // in flight and ends (`run` queues the last ack).
+    let mut draining = relay.hub.is_closing();
+    // Every stream waits here most of its life, so the branches only decide what to
+    // send; the sending (the one await besides the wait) comes after, and the stream's
+    // state stays small.
     loop {
+        if draining && sends.is_empty() {
+            return Ok(());
+        }
         if acks.in_flight.is_none() && acks.wanted > acks.written {
             acks.in_flight = Some((acks.wanted, relay.ack(&device_id, acks.wanted)));
         }
-        tokio::select! {
-            _ = reg.recheck.notified() => {
-                if !relay.hub.is_current(&device_id, reg.id) {
-                    return Err(Error::conflict("replaced", "this device opened another stream; this one is closed"));
-                }
-                *session = relay.revalidate(session)?;
-                if let Some(e) = relay.consent_required(session, true) {
-                    return Err(e);
-                }
-                if session.account.policy != policy {
-                    policy = session.account.policy.clone();
-                    if !sink.send_frame(encode(&ServerFrame::Policy { policy: policy.clone() })).await {
-                        return Ok(());
-                    }
+        let mut delivery = None;
+        let mut reread = false;
+        let out: Option<String> = tokio::select! {
+            _ = reg.slot.recheck.notified() => {
+                if relay.hub.is_closing() {
+                    draining = true;
+                    None
+                } else {
+                    recheck(relay, session, &device_id, reg.id)?
                 }
             }
-            Some((id, result)) = sends.next(), if !sends.is_empty() => {
-                let frame = match (result, id) {
-                    (Ok(a), Some(id)) => ServerFrame::Accepted { client_msg_id: id, seq: a.seq, server_time: a.server_time, duplicate: a.duplicate },
-                    (Ok(_), None) => continue,
-                    (Err(e), id) => ServerFrame::error(&e, id.as_deref(), false),
-                };
-                if !sink.send_frame(encode(&frame)).await {
-                    return Ok(());
-                }
-            }
+            Some((id, result)) = sends.next(), if !sends.is_empty() => match (result, id) {
+                (Ok(a), Some(id)) => Some(encode(&ServerFrame::Accepted { client_msg_id: id, seq: a.seq, server_time: a.server_time, duplicate: a.duplicate })),
+                (Ok(_), None) => None,
+                (Err(e), id) => Some(encode(&ServerFrame::error(&e, id.as_deref(), false))),
+            },
             r = async { acks.in_flight.as_mut().expect("guarded").1.as_mut().await }, if acks.in_flight.is_some() => {
                 let (upto, _) = acks.in_flight.take().expect("guarded");
                 match r {
                     Ok(_) => acks.written = upto,
                     Err(e) => tracing::warn!(device = %device_id, error = %e, "an ack could not be written; it will be retried"),
                 }
+                None
             }
-            push = reg.rx.recv() => {
-                let Some(push) = push else { return Ok(()) };
-                if push.item.seq > last_sent {
-                    let frame = push.item.frame_for(push.index as usize);
-                    if !sink.send_frame(frame).await {
-                        return Ok(());
-                    }
-                    last_sent = push.item.seq;
-                    delivered.inc();
-                    let age = super::now_ms().saturating_sub(push.item.server_time);
-                    metrics::relay::DELIVERY_SECONDS.observe(age as f64 / 1000.0);
-                }
-                if reg.lagged.swap(false, Ordering::AcqRel)
-                    && !backlog(relay, &device_id, &mut last_sent, sink, &delivered).await?
-                {
-                    return Ok(());
-                }
+            push = reg.slot.next() => {
+                reread = reg.slot.lagged.swap(false, Ordering::AcqRel);
+                (push.item.seq > last_sent).then(|| {
+                    delivery = Some(Delivery { seq: push.item.seq, server_time: push.item.server_time });
+                    push.item.frame_for(push.index as usize)
+                })
             }
-            frame = src.next_frame(), if sends.len() < MAX_IN_FLIGHT => {
-                let text = match frame {
-                    None => return Ok(()),
-                    Some(Err(e)) => return Err(e),
-                    Some(Ok(t)) => t,
-                };
-                // A frame of a known type with bad fields is refused and the stream
-                // goes on; text that is not a frame at all, or of an unknown type, ends it.
-                let frame = match parse(&text) {
-                    Ok(f) => f,
-                    Err(b) => {
-                        let (e, ends) = b.refusal();
-                        if ends {
-                            return Err(e);
-                        }
-                        let frame = ServerFrame::error(&e, b.client_msg_id.as_deref(), false);
-                        if !sink.send_frame(encode(&frame)).await {
-                            return Ok(());
-                        }
-                        continue;
-                    }
-                };
-                if !bucket.take() {
-                    let id = match &frame {
-                        ClientFrame::Send { envelope } => Some(envelope.client_msg_id.as_str()),
-                        _ => None,
-                    };
-                    let e = Error::new(
-                        crate::error::Kind::RateLimited,
-                        "rate_limited",
-                        "this stream sends frames faster than the appliance accepts; slow down and send again",
-                    );
-                    metrics::relay::REFUSED.with_label_values(&["rate_limited"]).inc();
-                    if !sink.send_frame(encode(&ServerFrame::error(&e, id, false))).await {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                match frame {
-                    ClientFrame::Authenticate { .. } => {
-                        let e = Error::bad_request("already_authenticated", "this stream is already authenticated");
-                        if !sink.send_frame(encode(&ServerFrame::error(&e, None, false))).await {
-                            return Ok(());
-                        }
-                    }
-                    ClientFrame::Send { envelope } => {
-                        let id = envelope.client_msg_id.clone();
-                        match relay.send(session, envelope) {
-                            Ok(fut) => sends.push_back(Box::pin(async move { (Some(id), fut.await) })),
-                            Err(e) => {
-                                if !sink.send_frame(encode(&ServerFrame::error(&e, Some(&id), false))).await {
-                                    return Ok(());
-                                }
-                            }
-                        }
-                    }
-                    ClientFrame::Ack { up_to } => {
-                        acks.wanted = acks.wanted.max(up_to.min(last_sent));
-                    }
-                    ClientFrame::Receipt { receipt } => {
-                        match relay.receipt(session, receipt) {
-                            Ok(fut) => sends.push_back(Box::pin(async move { (None, fut.await) })),
-                            Err(e) => {
-                                if !sink.send_frame(encode(&ServerFrame::error(&e, None, false))).await {
-                                    return Ok(());
-                                }
-                            }
-                        }
-                    }
-                    ClientFrame::Ping { nonce } => {
-                        if !sink.send_frame(encode(&ServerFrame::Pong { nonce })).await {
-                            return Ok(());
-                        }
-                    }
-                }
-            }
+            frame = src.next_frame(), if !draining && sends.len() < MAX_IN_FLIGHT => match frame {
+                None => return Ok(()),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(text)) => on_frame(relay, session, &text, &mut bucket, &mut sends, acks, last_sent)?,
+            },
+        };
+        if let Some(text) = out
+            && !sink.send_frame(text).await
+        {
+            return Ok(());
+        }
+        if let Some(d) = delivery {
+            last_sent = d.seq;
+            delivered.inc();
+            let age = super::now_ms().saturating_sub(d.server_time);
+            metrics::relay::DELIVERY_SECONDS.observe(age as f64 / 1000.0);
+        }
+        if reread && !Box::pin(backlog(relay, &device_id, &mut last_sent, sink, &delivered)).await?
+        {
+            return Ok(());
         }
     }
+}
+
+/// Re-check the stream after a change: still the device's current stream, the
+/// account and device still valid, consent still given. Returns the new policy to
+/// tell the device, if it changed; an error ends the stream.
+fn recheck(
+    relay: &Relay,
+    session: &mut DeviceSession,
+    device_id: &str,
+    registration: u64,
+) -> Result<Option<String>, Error> {
+    if !relay.hub.is_current(device_id, registration) {
+        return Err(Error::conflict(
+            "replaced",
+            "this device opened another stream; this one is closed",
+        ));
+    }
+    // The device knows the policy of the session it has now.
+    let fresh = relay.revalidate(session)?;
+    let policy_changed = fresh.account.policy != session.account.policy;
+    *session = fresh;
+    if let Some(e) = relay.consent_required(session, true) {
+        return Err(e);
+    }
+    Ok(policy_changed.then(|| {
+        encode(&ServerFrame::Policy {
+            policy: session.account.policy.clone(),
+        })
+    }))
+}
+
+/// Handle one frame from the device: queue its send or receipt, note its ack, or
+/// refuse it. Returns the frame to answer with, if any; an error ends the stream.
+fn on_frame(
+    relay: &Relay,
+    session: &DeviceSession,
+    text: &str,
+    bucket: &mut Bucket,
+    sends: &mut FuturesOrdered<InFlight>,
+    acks: &mut Acks,
+    last_sent: u64,
+) -> Result<Option<String>, Error> {
+    // A frame of a known type with bad fields is refused and the stream goes on; text
+    // that is not a frame at all, or of an unknown type, ends it.
+    let frame = match parse(text) {
+        Ok(f) => f,
+        Err(b) => {
+            let (e, ends) = b.refusal();
+            if ends {
+                return Err(e);
+            }
+            return Ok(Some(encode(&ServerFrame::error(
+                &e,
+                b.client_msg_id.as_deref(),
+                false,
+            ))));
+        }
+    };
+    if !bucket.take() {
+        let id = match &frame {
+            ClientFrame::Send { envelope } => Some(envelope.client_msg_id.as_str()),
+            _ => None,
+        };
+        let e = Error::new(
+            crate::error::Kind::RateLimited,
+            "rate_limited",
+            "this stream sends frames faster than the appliance accepts; slow down and send again",
+        );
+        metrics::relay::REFUSED
+            .with_label_values(&["rate_limited"])
+            .inc();
+        return Ok(Some(encode(&ServerFrame::error(&e, id, false))));
+    }
+    Ok(match frame {
+        ClientFrame::Authenticate { .. } => {
+            let e = Error::bad_request(
+                "already_authenticated",
+                "this stream is already authenticated",
+            );
+            Some(encode(&ServerFrame::error(&e, None, false)))
+        }
+        ClientFrame::Send { envelope } => {
+            let id = envelope.client_msg_id.clone();
+            match relay.send(session, envelope) {
+                Ok(fut) => {
+                    sends.push_back(Box::pin(async move { (Some(id), fut.await) }));
+                    None
+                }
+                Err(e) => Some(encode(&ServerFrame::error(&e, Some(&id), false))),
+            }
+        }
+        ClientFrame::Ack { up_to } => {
+            acks.wanted = acks.wanted.max(up_to.min(last_sent));
+            None
+        }
+        ClientFrame::Receipt { receipt } => match relay.receipt(session, receipt) {
+            Ok(fut) => {
+                sends.push_back(Box::pin(async move { (None, fut.await) }));
+                None
+            }
+            Err(e) => Some(encode(&ServerFrame::error(&e, None, false))),
+        },
+        ClientFrame::Ping { nonce } => Some(encode(&ServerFrame::Pong { nonce })),
+    })
 }
 
 /// Send every waiting mailbox entry after `last_sent`; false if the peer went away.

@@ -2,11 +2,14 @@
 //!
 //! Start-up order: lock the data folder, load or create the TLS identity, open (and
 //! migrate) the store, create the owner and first network on a first start, bind the
-//! HTTPS listeners, then tell systemd READY. On SIGTERM or SIGINT: tell systemd
-//! STOPPING, stop accepting, let in-flight requests finish (up to
-//! `http.shutdown_timeout_secs`), commit what is queued and close the store.
+//! HTTPS listeners ([`front_door`]), then tell systemd READY. On SIGTERM or SIGINT:
+//! tell systemd STOPPING, stop accepting, close the QUIC endpoints, let device
+//! streams answer the sends they have in flight and close, let in-flight requests
+//! finish (up to `http.shutdown_timeout_secs`), commit what is queued and close the
+//! store.
 
 pub mod bootstrap;
+pub mod front_door;
 pub mod health;
 pub mod notify;
 pub mod tls;
@@ -16,13 +19,20 @@ use crate::auth::{LoginLimiter, session};
 use crate::config::Config;
 use crate::directory::user;
 use crate::store::{self, DataDirLock, Store};
-use actix_web::{App, HttpServer, middleware, web};
+use actix_web::{App, middleware, web};
 use anyhow::{Context, Result};
 use health::Health;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+/// Headers on every HTTPS answer (and on the device stream's upgrade).
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("X-Content-Type-Options", "nosniff"),
+    ("Strict-Transport-Security", "max-age=31536000"),
+    ("Referrer-Policy", "no-referrer"),
+];
 
 /// Run the appliance until a stop signal arrives.
 pub async fn serve(config: Config) -> Result<()> {
@@ -74,7 +84,7 @@ pub async fn serve(config: Config) -> Result<()> {
         relay_data.clone(),
         client_api.clone(),
     );
-    let mut server = HttpServer::new(move || {
+    let app = move || {
         let mut app = App::new()
             .app_data(hs.clone())
             .app_data(ad.clone())
@@ -82,10 +92,11 @@ pub async fn serve(config: Config) -> Result<()> {
             .app_data(ca.clone())
             .wrap(middleware::from_fn(crate::metrics::track))
             .wrap(
-                middleware::DefaultHeaders::new()
-                    .add(("X-Content-Type-Options", "nosniff"))
-                    .add(("Strict-Transport-Security", "max-age=31536000"))
-                    .add(("Referrer-Policy", "no-referrer")),
+                SECURITY_HEADERS
+                    .iter()
+                    .fold(middleware::DefaultHeaders::new(), |headers, header| {
+                        headers.add(*header)
+                    }),
             )
             .route("/", web::get().to(health::index))
             .route("/static/outpost.css", web::get().to(health::stylesheet))
@@ -98,22 +109,14 @@ pub async fn serve(config: Config) -> Result<()> {
             app = app.route("/metrics", web::get().to(health::metrics));
         }
         app
-    })
-    .disable_signals()
-    // Responses go out as several small TLS records; with Nagle's algorithm the later
-    // ones wait ~40 ms for the client's delayed ACK on every new connection.
-    .tcp_nodelay(true)
-    .shutdown_timeout(config.http.shutdown_timeout_secs);
-    if config.http.workers > 0 {
-        server = server.workers(config.http.workers);
-    }
-    for addr in &config.http.listen {
-        server = server
-            .bind_rustls_0_23(addr, tls_config.clone())
-            .with_context(|| format!("cannot listen on {addr} (http.listen)"))?;
-    }
-    let bound: Vec<SocketAddr> = server.addrs();
-    let server = server.run();
+    };
+    let (server, bound) = front_door::start(
+        &config.http,
+        tls_config.clone(),
+        relay.clone(),
+        SECURITY_HEADERS,
+        app,
+    )?;
     let handle = server.handle();
     let running = tokio::spawn(server);
     let quic = if config.relay.quic {
@@ -176,6 +179,9 @@ pub async fn serve(config: Config) -> Result<()> {
     for ep in &quic {
         ep.close(0u32.into(), b"shutting down");
     }
+    // Device streams answer what they have in flight and close, rather than holding
+    // the HTTP server's graceful stop until http.shutdown_timeout_secs.
+    relay.hub.close_all();
     handle.stop(true).await;
     let _ = running.await;
     for ep in &quic {

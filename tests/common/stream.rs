@@ -26,7 +26,8 @@ pub struct Stream {
     pub transport: &'static str,
 }
 
-fn tls(ca: &Path, alpn: &[u8]) -> rustls::ClientConfig {
+/// A TLS client configuration trusting `ca` and offering `alpn`.
+pub fn tls(ca: &Path, alpn: &[u8]) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(ca).expect("the server's CA file");
     for c in rustls_pemfile::certs(&mut pem.as_slice()) {
