@@ -1,33 +1,38 @@
 //! Mailboxes: the durable store-and-forward queue of every device.
 //!
 //! An accepted item (an envelope, a membership event or a receipt) is stored once in
-//! `relay_items` under a `seq` that grows with every item, and each recipient device
-//! gets a mailbox entry `(seq, device) → its sealed key`, all in the same transaction.
-//! Every key a commit writes is therefore near the end of its table — items, entries
-//! and expiry by seq or time, idempotency records by the (time-ordered) client message
-//! id — so a commit of thousands of envelopes dirties few pages. Which entries wait for
-//! one device is kept in memory by [`MailboxIndex`].
+//! `relay_items` under a `seq` that grows with every item; the row names the recipient
+//! devices and carries each one's sealed key. A device acknowledges cumulatively
+//! (PROTOCOL.md §4.4), so what it has done is one number, its mark in `relay_acked`:
+//! an item waits for a device while its seq is above the device's mark. The item goes
+//! when the last device it waits for acknowledges it, or when it expires.
 //!
-//! `relay_refs` counts the entries still pointing at an item; when a device acks, its
-//! entries go and the item goes with the last one. `relay_expiry` lists every item by
-//! expiry so that expired items are purged even if never delivered, and keeps the
-//! sender's idempotency record (`relay_sent_ids`) until then. A revoked or reset
-//! device is listed in `relay_cleared`, and the purge removes its entries.
+//! Every key a commit writes is near the end of its table — items by seq, expiry by
+//! time, idempotency records by the (time-ordered) client message id — or is one of the
+//! few marks, so a commit of thousands of envelopes dirties few pages, and an ack
+//! deletes at most the item it finishes. Which items wait for one device, and how many
+//! devices each item still waits for, is kept in memory by [`MailboxIndex`], built from
+//! these tables at start-up ([`load_index`]).
 //!
-//! Everything here runs inside store transactions; the relay queues the writes on
-//! the group committer so that many envelopes share one fsync.
+//! `relay_expiry` lists every item by expiry so that expired items are purged even if
+//! never delivered, and keeps the sender's idempotency record (`relay_sent_ids`) until
+//! then. A revoked or reset device is listed in `relay_cleared`, and the relay's writer
+//! then acknowledges everything for it.
+//!
+//! Everything here runs inside store transactions queued by the relay's writer (the
+//! one part that changes the index), so that many envelopes share one fsync.
 
 use super::frame::{Attachment, Kind, MembershipEvent, Receipt, ServerFrame};
 use super::index::MailboxIndex;
 use crate::error::{Error, Result};
-use crate::store::{self, Key, OpenTable, RawTable, Tx, schema};
+use crate::store::{self, Key, RawTable, Tx, schema};
 use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::ops::{Bound, ControlFlow};
 
 const ITEMS: RawTable = RawTable::new(schema::RELAY_ITEMS);
-const REFS: RawTable = RawTable::new(schema::RELAY_REFS);
-const MAILBOX: RawTable = RawTable::new(schema::RELAY_MAILBOX);
+const ACKED: RawTable = RawTable::new(schema::RELAY_ACKED);
 const EXPIRY: RawTable = RawTable::new(schema::RELAY_EXPIRY);
 const SENT: RawTable = RawTable::new(schema::RELAY_SENT_IDS);
 const CLEARED: RawTable = RawTable::new(schema::RELAY_CLEARED);
@@ -63,8 +68,12 @@ pub enum Body {
 pub struct Item {
     pub server_time: u64,
     pub expires_at: u64,
-    /// The devices whose mailboxes hold it (for purging).
+    /// The recipient devices.
     pub devices: Vec<String>,
+    /// Each recipient device's sealed key, in the order of `devices` (empty for
+    /// events, which have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed: Vec<String>,
     pub body: Body,
 }
 
@@ -155,18 +164,6 @@ impl NewItem {
     }
 }
 
-/// A mailbox entry's key: seq first, so a commit's entries are appended together.
-pub fn mailbox_key(seq: u64, device_id: &str) -> Vec<u8> {
-    Key::new().u64(seq).s(device_id).into_bytes()
-}
-
-/// (seq, device id) of a mailbox key.
-pub fn parse_mailbox_key(k: &[u8]) -> Option<(u64, String)> {
-    let seq = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
-    let device = std::str::from_utf8(k.get(8..)?.strip_suffix(&[0])?).ok()?;
-    Some((seq, device.to_string()))
-}
-
 /// An idempotency record's key: the client message id first. Clients make ids
 /// time-ordered (UUIDv7, PROTOCOL.md §4.4), so new records land together at the end.
 pub fn sent_key(device_id: &str, client_msg_id: &str) -> Vec<u8> {
@@ -196,10 +193,10 @@ pub fn store_batch(tx: &WriteTransaction, batch: &[NewItem]) -> Result<Vec<Accep
     let mut out = Vec::with_capacity(batch.len());
     let mut depth = 0i64;
     let mut blob_work: Vec<&NewItem> = Vec::new();
+    // Two sends with the same id in one batch: the second is the first's retry.
+    let mut in_batch: HashMap<Vec<u8>, Acceptance> = HashMap::new();
     {
         let mut items = ITEMS.open(tx)?;
-        let mut refs = REFS.open(tx)?;
-        let mut mb = MAILBOX.open(tx)?;
         let mut sent = SENT.open(tx)?;
         let mut expiry = EXPIRY.open(tx)?;
         for new in batch {
@@ -208,11 +205,18 @@ pub fn store_batch(tx: &WriteTransaction, batch: &[NewItem]) -> Result<Vec<Accep
                 .as_ref()
                 .map(|(d, m)| sent_key(d, m))
                 .unwrap_or_default();
-            if !idem.is_empty()
-                && let Some(b) = sent.get(&idem)?
-            {
-                out.push(decode_acceptance(&b)?);
-                continue;
+            if !idem.is_empty() {
+                if let Some(a) = in_batch.get(&idem) {
+                    out.push(Acceptance {
+                        duplicate: true,
+                        ..*a
+                    });
+                    continue;
+                }
+                if let Some(b) = sent.get(&idem)? {
+                    out.push(decode_acceptance(&b)?);
+                    continue;
+                }
             }
             seq += 1;
             let acceptance = Acceptance {
@@ -221,13 +225,8 @@ pub fn store_batch(tx: &WriteTransaction, batch: &[NewItem]) -> Result<Vec<Accep
                 duplicate: false,
             };
             let n = new.recipients.len();
-            let k = seq.to_be_bytes();
             if n > 0 {
-                items.insert(&k, &new.item_json)?;
-                refs.insert(&k, &encode_refs(n as u32, !new.blob_ids.is_empty()))?;
-                for (device, sealed) in &new.recipients {
-                    mb.insert(&mailbox_key(seq, device), sealed.as_bytes())?;
-                }
+                items.insert(&seq.to_be_bytes(), &new.item_json)?;
                 depth += n as i64;
             }
             if !new.blob_ids.is_empty() {
@@ -235,6 +234,7 @@ pub fn store_batch(tx: &WriteTransaction, batch: &[NewItem]) -> Result<Vec<Accep
             }
             if !idem.is_empty() {
                 sent.insert(&idem, &encode_acceptance(&acceptance))?;
+                in_batch.insert(idem.clone(), acceptance);
             }
             if n > 0 || !idem.is_empty() {
                 expiry.insert(&expiry_key(new.expires_at, seq), &idem)?;
@@ -257,46 +257,7 @@ pub fn store_batch(tx: &WriteTransaction, batch: &[NewItem]) -> Result<Vec<Accep
     Ok(out)
 }
 
-/// Drop one reference to item `seq`; removes the item with its last reference.
-fn release(
-    refs: &mut OpenTable<'_>,
-    items: &mut OpenTable<'_>,
-    seq: u64,
-    blobs: &mut Vec<String>,
-) -> Result<()> {
-    let k = seq.to_be_bytes();
-    let (left, has_blobs) = refs.get(&k)?.map(|b| decode_refs(&b)).unwrap_or((1, true));
-    if left <= 1 {
-        refs.remove(&k)?;
-        let gone = items.remove(&k)?;
-        // Only an item with attachments needs reading on its way out.
-        if has_blobs && let Some(b) = gone {
-            let item: Item = parse(&b, "relay item")?;
-            blobs.extend(item.blob_ids());
-        }
-    } else {
-        refs.insert(&k, &encode_refs(left - 1, has_blobs))?;
-    }
-    Ok(())
-}
-
-/// A `relay_refs` value: the count (u32, big-endian) and whether the item names blobs.
-fn encode_refs(count: u32, has_blobs: bool) -> [u8; 5] {
-    let c = count.to_be_bytes();
-    [c[0], c[1], c[2], c[3], has_blobs as u8]
-}
-
-fn decode_refs(b: &[u8]) -> (u32, bool) {
-    let count = b
-        .get(..4)
-        .and_then(|c| c.try_into().ok())
-        .map(u32::from_be_bytes)
-        .unwrap_or(1);
-    // Values without the flag (or unreadable ones) are read as naming blobs: safe.
-    (count, b.get(4).is_none_or(|f| *f != 0))
-}
-
-/// A `relay_sent` value: seq and server time, big-endian.
+/// A `relay_sent_ids` value: seq and server time, big-endian.
 fn encode_acceptance(a: &Acceptance) -> [u8; 16] {
     let mut out = [0u8; 16];
     out[..8].copy_from_slice(&a.seq.to_be_bytes());
@@ -323,32 +284,58 @@ fn decode_acceptance(b: &[u8]) -> Result<Acceptance> {
     }
 }
 
-/// Apply many acks `(device, up_to)` in one transaction, opening each table once:
-/// removes each device's entries with seq ≤ `up_to` (as listed by `index`); returns
-/// how many each removed. The caller forgets them in `index` once committed.
+fn decode_u64(b: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?))
+}
+
+/// Apply many acks `(device, up_to)` in one transaction: each device's mark moves to
+/// `up_to`, and every item that no device waits for any more is deleted. Reads the
+/// index (which the caller updates with [`MailboxIndex::ack`] once this commits);
+/// returns how many entries each ack finished.
 pub fn ack_batch(
     tx: &WriteTransaction,
     index: &MailboxIndex,
     acks: &[(String, u64)],
 ) -> Result<Vec<u64>> {
     let mut out = Vec::with_capacity(acks.len());
+    // Devices each item lost in this batch (the index changes only after the commit).
+    let mut lost: HashMap<u64, u32> = HashMap::new();
+    // What each device has already acknowledged in this batch.
+    let mut done: HashMap<&str, u64> = HashMap::new();
     let mut blobs = Vec::new();
     let mut total = 0u64;
     {
-        let mut mb = MAILBOX.open(tx)?;
-        let mut refs = REFS.open(tx)?;
+        let mut acked = ACKED.open(tx)?;
         let mut items = ITEMS.open(tx)?;
         for (device_id, up_to) in acks {
-            let mut removed = 0u64;
-            for seq in index.up_to(device_id, *up_to) {
-                // The index may still list an entry a committed purge removed.
-                if mb.remove(&mailbox_key(seq, device_id))?.is_some() {
-                    release(&mut refs, &mut items, seq, &mut blobs)?;
-                    removed += 1;
+            let before = done.get(device_id.as_str()).copied().unwrap_or(0);
+            let mut seqs = index.up_to(device_id, *up_to);
+            seqs.retain(|s| *s > before);
+            let d = done.entry(device_id.as_str()).or_default();
+            *d = (*d).max(*up_to);
+            let mark = acked
+                .get(device_id.as_bytes())?
+                .as_deref()
+                .and_then(decode_u64);
+            if mark.is_none_or(|m| m < *up_to) {
+                acked.insert(device_id.as_bytes(), &up_to.to_be_bytes())?;
+            }
+            for seq in &seqs {
+                let Some((waiting, has_blobs)) = index.refs(*seq) else {
+                    continue;
+                };
+                let gone = lost.entry(*seq).or_default();
+                *gone += 1;
+                if *gone >= waiting
+                    && let Some(b) = items.remove(&seq.to_be_bytes())?
+                    && has_blobs
+                {
+                    let item: Item = parse(&b, "relay item")?;
+                    blobs.extend(item.blob_ids());
                 }
             }
-            total += removed;
-            out.push(removed);
+            total += seqs.len() as u64;
+            out.push(seqs.len() as u64);
         }
     }
     if total > 0 {
@@ -361,61 +348,63 @@ pub fn ack_batch(
 }
 
 /// Empty a device's mailbox (revoked, reset or deleted devices): the device is
-/// listed in `relay_cleared` with the current seq, and the next purge removes its
-/// entries up to that seq ([`sweep_cleared`]).
+/// listed in `relay_cleared` with the current seq, and the relay's writer then
+/// acknowledges everything up to that seq for it ([`take_cleared`]).
 pub fn clear_device(tx: &WriteTransaction, device_id: &str) -> Result<()> {
     let seq = store::meta_get(tx, SEQ_KEY)?
-        .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+        .as_deref()
+        .and_then(decode_u64)
         .unwrap_or(0);
     CLEARED
         .open(tx)?
         .insert(device_id.as_bytes(), &seq.to_be_bytes())
 }
 
-/// Remove the entries of up to `limit` cleared devices; returns the `(device, up to
-/// seq)` ranges removed, for the index, and how many entries went.
-pub fn sweep_cleared(
-    tx: &WriteTransaction,
-    index: &MailboxIndex,
-    limit: usize,
-) -> Result<(Vec<(String, u64)>, u64)> {
+/// Take up to `limit` cleared devices as `(device, up to seq)` acks.
+pub fn take_cleared(tx: &WriteTransaction, limit: usize) -> Result<Vec<(String, u64)>> {
     let cleared = CLEARED
         .open(tx)?
         .take_range((Bound::Unbounded, Bound::Unbounded), limit)?;
-    let acks: Vec<(String, u64)> = cleared
+    Ok(cleared
         .into_iter()
-        .filter_map(|(k, v)| {
-            let device = String::from_utf8(k).ok()?;
-            let seq = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
-            Some((device, seq))
-        })
-        .collect();
-    let removed = ack_batch(tx, index, &acks)?;
-    Ok((acks, removed.iter().sum()))
+        .filter_map(|(k, v)| Some((String::from_utf8(k).ok()?, decode_u64(&v)?)))
+        .collect())
 }
 
-/// What a purge removed.
-#[derive(Default)]
-pub struct Purged {
-    pub items: u64,
-    /// The `(device, seq)` mailbox entries removed, for the index.
-    pub entries: Vec<(String, u64)>,
+/// Whether any device waits to have its mailbox emptied.
+pub fn any_cleared(store: &store::Store) -> Result<bool> {
+    store.read(|tx| {
+        Ok(
+            Tx::from(tx).count_raw(schema::RELAY_CLEARED, (Bound::Unbounded, Bound::Unbounded))?
+                > 0,
+        )
+    })
+}
+
+/// An item the purge removed, with the devices it was still waiting for.
+pub struct PurgedItem {
+    pub seq: u64,
+    pub waiting: Vec<String>,
 }
 
 /// Purge up to `limit` items that expired by `now_ms` (and their idempotency
-/// records).
-pub fn purge_expired(tx: &WriteTransaction, now_ms: u64, limit: usize) -> Result<Purged> {
+/// records). Reads the index; the caller forgets the items in it once committed.
+pub fn purge_expired(
+    tx: &WriteTransaction,
+    index: &MailboxIndex,
+    now_ms: u64,
+    limit: usize,
+) -> Result<Vec<PurgedItem>> {
     let hi = Key::new().u64(now_ms).u64(u64::MAX).into_bytes();
     let due = EXPIRY
         .open(tx)?
         .take_range((Bound::Unbounded, Bound::Included(&hi)), limit)?;
-    let mut out = Purged::default();
+    let mut out = Vec::new();
     let mut blobs = Vec::new();
+    let mut entries = 0u64;
     {
         let mut sent = SENT.open(tx)?;
         let mut items = ITEMS.open(tx)?;
-        let mut refs = REFS.open(tx)?;
-        let mut mb = MAILBOX.open(tx)?;
         for (k, idem) in &due {
             if !idem.is_empty() {
                 sent.remove(idem)?;
@@ -425,19 +414,19 @@ pub fn purge_expired(tx: &WriteTransaction, now_ms: u64, limit: usize) -> Result
             };
             if let Some(b) = items.remove(&seq.to_be_bytes())? {
                 let item: Item = parse(&b, "relay item")?;
-                refs.remove(&seq.to_be_bytes())?;
                 blobs.extend(item.blob_ids());
-                for d in item.devices {
-                    if mb.remove(&mailbox_key(seq, &d))?.is_some() {
-                        out.entries.push((d, seq));
-                    }
-                }
-                out.items += 1;
+                let waiting: Vec<String> = item
+                    .devices
+                    .into_iter()
+                    .filter(|d| index.waits(d, seq))
+                    .collect();
+                entries += waiting.len() as u64;
+                out.push(PurgedItem { seq, waiting });
             }
         }
     }
-    if !out.entries.is_empty() {
-        store::counter_add(tx, DEPTH_COUNTER, -(out.entries.len() as i64))?;
+    if entries > 0 {
+        store::counter_add(tx, DEPTH_COUNTER, -(entries as i64))?;
     }
     super::blob::drop_refs(tx, &blobs)?;
     Ok(out)
@@ -470,21 +459,23 @@ pub fn page(
         };
         store.read(|tx| {
             for seq in seqs {
-                let Some(sealed) = tx_get(tx, schema::RELAY_MAILBOX, &mailbox_key(seq, device_id))?
-                else {
+                let Some(b) = Tx::from(tx).get_raw(schema::RELAY_ITEMS, &seq.to_be_bytes())? else {
                     continue;
                 };
-                let Some(b) = tx_get(tx, schema::RELAY_ITEMS, &seq.to_be_bytes())? else {
+                let mut item: Item = parse(&b, "relay item")?;
+                if item.expires_at <= now_ms {
                     continue;
-                };
-                let item: Item = parse(&b, "relay item")?;
-                if item.expires_at > now_ms {
-                    out.push(Waiting {
-                        seq,
-                        sealed: String::from_utf8_lossy(&sealed).into_owned(),
-                        item,
-                    });
                 }
+                let Some(i) = item.devices.iter().position(|d| d == device_id) else {
+                    continue;
+                };
+                let sealed = if item.sealed.len() > i {
+                    std::mem::take(&mut item.sealed[i])
+                } else {
+                    String::new()
+                };
+                item.sealed.clear();
+                out.push(Waiting { seq, sealed, item });
             }
             Ok(())
         })?;
@@ -493,25 +484,40 @@ pub fn page(
     Ok(out)
 }
 
-fn tx_get(tx: &redb::ReadTransaction, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-    Tx::from(tx).get_raw(table, key)
-}
-
-/// Read every mailbox entry's `(seq, device)` to build the index (at start-up).
+/// Build the index from the stored items and the devices' marks (at start-up).
 pub fn load_index(store: &store::Store) -> Result<MailboxIndex> {
-    let mut entries = Vec::new();
+    let index = MailboxIndex::default();
     store.read(|tx| {
-        Tx::from(tx).scan_raw(
-            schema::RELAY_MAILBOX,
+        let tx = Tx::from(tx);
+        let mut marks: HashMap<String, u64> = HashMap::new();
+        tx.scan_raw(
+            schema::RELAY_ACKED,
             (Bound::Unbounded, Bound::Unbounded),
             false,
-            |k, _| {
-                if let Some(e) = parse_mailbox_key(k) {
-                    entries.push(e);
+            |k, v| {
+                if let (Ok(d), Some(m)) = (std::str::from_utf8(k), decode_u64(v)) {
+                    marks.insert(d.to_string(), m);
                 }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
+        tx.scan_raw(
+            schema::RELAY_ITEMS,
+            (Bound::Unbounded, Bound::Unbounded),
+            false,
+            |k, v| {
+                let (Some(seq), Ok(item)) = (decode_u64(k), parse::<Item>(v, "relay item")) else {
+                    return Ok(ControlFlow::Continue(()));
+                };
+                let waiting = item
+                    .devices
+                    .iter()
+                    .filter(|d| marks.get(d.as_str()).is_none_or(|m| *m < seq))
+                    .map(|d| d.as_str());
+                index.add_item(seq, waiting, !item.blob_ids().is_empty());
                 Ok(ControlFlow::Continue(()))
             },
         )
     })?;
-    MailboxIndex::load(entries.into_iter().map(Ok))
+    Ok(index)
 }

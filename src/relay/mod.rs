@@ -86,12 +86,13 @@ impl Relay {
         let hub = Arc::new(Hub::default());
         let index = Arc::new(mailbox::load_index(&store)?);
         let sweep = Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(sweeper(store.clone(), index.clone(), sweep.clone()));
+        let writer = writer::Writer::start(store.clone(), hub.clone(), index.clone());
+        tokio::spawn(sweeper(store.clone(), writer.clone(), sweep.clone()));
         // Devices cleared before a restart are swept now.
         sweep.notify_one();
         Ok(Relay {
             roster: Roster::new(store.clone()),
-            writer: writer::Writer::start(store.clone(), hub.clone(), index.clone()),
+            writer,
             index,
             sweep,
             store,
@@ -302,6 +303,11 @@ impl Relay {
             server_time,
             expires_at: server_time + ttl_secs.unwrap_or(max_age).min(max_age) * 1000,
             devices: recipients.iter().map(|(d, _)| d.clone()).collect(),
+            sealed: recipients
+                .iter()
+                .map(|(_, k)| k.clone())
+                .filter(|k| !k.is_empty())
+                .collect(),
             body,
         };
         let frame = item.frame(0, SEALED_PLACEHOLDER);
@@ -433,21 +439,15 @@ impl Relay {
         const CHUNK: usize = 2000;
         let (mut items, mut entries) = (0, 0);
         loop {
-            let now = now_ms();
-            let purged = self
-                .store
-                .write(move |tx| mailbox::purge_expired(tx, now, CHUNK))
-                .await?;
-            self.index
-                .remove(purged.entries.iter().map(|(d, s)| (d.as_str(), *s)));
+            let purged = self.writer.purge(now_ms(), CHUNK).await?;
             items += purged.items;
-            entries += purged.entries.len() as u64;
+            entries += purged.entries;
             if purged.items < CHUNK as u64 {
                 break;
             }
         }
         metrics::relay::EXPIRED.inc_by(entries);
-        entries += sweep_cleared(&self.store, &self.index).await?;
+        entries += sweep_cleared(&self.store, &self.writer).await?;
         let blobs = self
             .blobs
             .collect_garbage(
@@ -475,35 +475,20 @@ impl Relay {
 
 /// Empty the mailboxes of devices listed as cleared (revoked, reset, deleted);
 /// returns how many entries went.
-async fn sweep_cleared(store: &Store, index: &Arc<index::MailboxIndex>) -> Result<u64> {
+async fn sweep_cleared(store: &Store, writer: &writer::Writer) -> Result<u64> {
     const CHUNK: usize = 64;
     let mut entries = 0;
-    loop {
-        let any = store.read(|tx| {
-            crate::store::Tx::from(tx).count_raw(
-                crate::store::schema::RELAY_CLEARED,
-                (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
-            )
-        })?;
-        if any == 0 {
-            return Ok(entries);
-        }
-        let ix = index.clone();
-        let (cleared, removed) = store
-            .write(move |tx| mailbox::sweep_cleared(tx, &ix, CHUNK))
-            .await?;
-        for (device, up_to) in &cleared {
-            index.remove_up_to(device, *up_to);
-        }
-        entries += removed;
+    while mailbox::any_cleared(store)? {
+        entries += writer.sweep(CHUNK).await?.entries;
     }
+    Ok(entries)
 }
 
 /// Sweep cleared mailboxes whenever an account or the directory changes.
-async fn sweeper(store: Store, index: Arc<index::MailboxIndex>, wake: Arc<tokio::sync::Notify>) {
+async fn sweeper(store: Store, writer: writer::Writer, wake: Arc<tokio::sync::Notify>) {
     loop {
         wake.notified().await;
-        if let Err(e) = sweep_cleared(&store, &index).await {
+        if let Err(e) = sweep_cleared(&store, &writer).await {
             tracing::warn!(error = %e, "emptying the mailboxes of revoked devices failed; the purge retries");
         }
     }

@@ -1,12 +1,14 @@
-//! The relay's writer: every item and ack accepted since the last commit goes to
-//! the store as one operation, so a commit of thousands of envelopes opens each
-//! mailbox table once instead of once per envelope.
+//! The relay's writer: every item, ack, purge and mailbox clearing queued since the
+//! last commit goes to the store as one operation, so a commit of thousands of
+//! envelopes opens each table once instead of once per envelope. It is the only part
+//! that changes the mailbox index.
 //!
 //! While one batch is being committed the next accumulates; under load a batch is
 //! everything that arrived during one fsync, when idle a single envelope commits at
 //! once. After the commit — on the committer thread, in seq order — the mailbox index
-//! learns the batch's new entries and forgets the acked ones, the batch's items are
-//! pushed to the connected recipients, then every waiting sender is answered. A failed commit fails every job of the batch (nothing of it was stored),
+//! learns the batch's new items and forgets what was acknowledged or purged, the
+//! batch's items are pushed to the connected recipients, then every waiting caller is
+//! answered. A failed commit fails every job of the batch (nothing of it was stored),
 //! and senders may retry with the same client message ids.
 
 use super::Pending;
@@ -32,12 +34,46 @@ enum Job {
         up_to: u64,
         reply: oneshot::Sender<Result<u64>>,
     },
+    /// Purge up to `limit` items expired by `now_ms`.
+    Purge {
+        now_ms: u64,
+        limit: usize,
+        reply: oneshot::Sender<Result<Purged>>,
+    },
+    /// Empty the mailboxes of up to `limit` cleared devices.
+    Sweep {
+        limit: usize,
+        reply: oneshot::Sender<Result<Swept>>,
+    },
 }
 
-/// What a batch commit yields: each item's acceptance and each ack's removal count.
-type Outcome = (Vec<Acceptance>, Vec<u64>);
+/// What a purge removed: items and the mailbox entries that waited for them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Purged {
+    pub items: u64,
+    pub entries: u64,
+}
+
+/// What a sweep did: devices whose mailboxes were emptied and the entries removed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Swept {
+    pub devices: u64,
+    pub entries: u64,
+}
+
+/// What a batch commit yields, for the index and the callers.
+#[derive(Default)]
+struct Outcome {
+    accepted: Vec<Acceptance>,
+    /// Entries each ack removed (session acks first, then the swept devices').
+    removed: Vec<u64>,
+    /// The acks to apply to the index: the session's, then the swept devices'.
+    acks: Vec<(String, u64)>,
+    purged: Vec<mailbox::PurgedItem>,
+}
 
 /// The handle the relay queues work on.
+#[derive(Clone)]
 pub struct Writer {
     tx: mpsc::UnboundedSender<Job>,
 }
@@ -61,6 +97,30 @@ impl Writer {
     pub fn store(&self, item: NewItem, frame: Rendered) -> Pending<Acceptance> {
         let (reply, rx) = oneshot::channel();
         let sent = self.tx.send(Job::Store { item, frame, reply });
+        Box::pin(async move {
+            sent.map_err(|_| stopped())?;
+            rx.await.map_err(|_| stopped())?
+        })
+    }
+
+    /// Purge up to `limit` items expired by `now_ms`; resolves once durable.
+    pub fn purge(&self, now_ms: u64, limit: usize) -> Pending<Purged> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Job::Purge {
+            now_ms,
+            limit,
+            reply,
+        });
+        Box::pin(async move {
+            sent.map_err(|_| stopped())?;
+            rx.await.map_err(|_| stopped())?
+        })
+    }
+
+    /// Empty the mailboxes of up to `limit` cleared devices; resolves once durable.
+    pub fn sweep(&self, limit: usize) -> Pending<Swept> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Job::Sweep { limit, reply });
         Box::pin(async move {
             sent.map_err(|_| stopped())?;
             rx.await.map_err(|_| stopped())?
@@ -95,6 +155,8 @@ async fn run(
         let mut item_replies = Vec::new();
         let mut acks = Vec::new();
         let mut ack_replies = Vec::new();
+        let mut purges = Vec::new();
+        let mut sweeps = Vec::new();
         for job in jobs.drain(..) {
             match job {
                 Job::Store { item, frame, reply } => {
@@ -110,55 +172,91 @@ async fn run(
                     acks.push((device_id, up_to));
                     ack_replies.push(reply);
                 }
+                Job::Purge {
+                    now_ms,
+                    limit,
+                    reply,
+                } => purges.push((now_ms, limit, reply)),
+                Job::Sweep { limit, reply } => sweeps.push((limit, reply)),
             }
         }
         let items = Arc::new(items);
-        let acks = Arc::new(acks);
         let (for_op, for_push) = (items.clone(), items);
-        let (acks_op, acks_done) = (acks.clone(), acks);
+        let purge_at: Option<(u64, usize)> = purges
+            .iter()
+            .map(|(now, limit, _)| (*now, *limit))
+            .reduce(|a, b| (a.0.max(b.0), a.1.max(b.1)));
+        let sweep_limit: usize = sweeps.iter().map(|(l, _)| *l).max().unwrap_or(0);
         let push_hub = hub.clone();
         let (ix_op, ix_done) = (index.clone(), index.clone());
-        let on_commit: Box<dyn FnOnce(&Outcome) + Send> =
-            Box::new(move |(accepted, _): &Outcome| {
-                ix_done.add(
-                    accepted
-                        .iter()
-                        .zip(for_push.iter())
-                        .filter(|(a, _)| !a.duplicate)
-                        .flat_map(|(a, item)| {
-                            item.recipients
-                                .iter()
-                                .map(move |(d, _)| (d.as_str(), a.seq))
-                        }),
-                );
-                for (device, up_to) in acks_done.iter() {
-                    ix_done.remove_up_to(device, *up_to);
+        let on_commit: Box<dyn FnOnce(&Outcome) + Send> = Box::new(move |out: &Outcome| {
+            for (a, item) in out.accepted.iter().zip(for_push.iter()) {
+                if !a.duplicate {
+                    ix_done.add_item(
+                        a.seq,
+                        item.recipients.iter().map(|(d, _)| d.as_str()),
+                        !item.blob_ids.is_empty(),
+                    );
                 }
-                for ((a, frame), item) in accepted.iter().zip(frames).zip(for_push.iter()) {
-                    if !a.duplicate && !item.recipients.is_empty() {
-                        let p = Prepared::new(a.seq, a.server_time, frame, item.recipients.clone());
-                        push_hub.push(&Arc::new(p));
-                    }
+            }
+            for (device, up_to) in &out.acks {
+                ix_done.ack(device, *up_to);
+            }
+            for p in &out.purged {
+                ix_done.remove_item(p.seq, p.waiting.iter().map(|d| d.as_str()));
+            }
+            for ((a, frame), item) in out.accepted.iter().zip(frames).zip(for_push.iter()) {
+                if !a.duplicate && !item.recipients.is_empty() {
+                    let p = Prepared::new(a.seq, a.server_time, frame, item.recipients.clone());
+                    push_hub.push(&Arc::new(p));
                 }
-            });
+            }
+        });
         let result = store
             .queue_write(
                 move |tx| {
-                    Ok((
-                        mailbox::store_batch(tx, &for_op)?,
-                        mailbox::ack_batch(tx, &ix_op, &acks_op)?,
-                    ))
+                    let accepted = mailbox::store_batch(tx, &for_op)?;
+                    let mut all_acks = acks.clone();
+                    if sweep_limit > 0 {
+                        all_acks.extend(mailbox::take_cleared(tx, sweep_limit)?);
+                    }
+                    let removed = mailbox::ack_batch(tx, &ix_op, &all_acks)?;
+                    let purged = match purge_at {
+                        Some((now, limit)) => mailbox::purge_expired(tx, &ix_op, now, limit)?,
+                        None => Vec::new(),
+                    };
+                    Ok(Outcome {
+                        accepted,
+                        removed,
+                        acks: all_acks,
+                        purged,
+                    })
                 },
                 Some(on_commit),
             )
             .await;
         match result {
-            Ok((accepted, removed)) => {
-                for (reply, a) in item_replies.into_iter().zip(accepted) {
-                    let _ = reply.send(Ok(a));
+            Ok(out) => {
+                for (reply, a) in item_replies.into_iter().zip(&out.accepted) {
+                    let _ = reply.send(Ok(*a));
                 }
-                for (reply, n) in ack_replies.into_iter().zip(removed) {
-                    let _ = reply.send(Ok(n));
+                let n_session = ack_replies.len();
+                for (reply, n) in ack_replies.into_iter().zip(&out.removed) {
+                    let _ = reply.send(Ok(*n));
+                }
+                let swept = Swept {
+                    devices: (out.acks.len() - n_session) as u64,
+                    entries: out.removed[n_session..].iter().sum(),
+                };
+                let purged = Purged {
+                    items: out.purged.len() as u64,
+                    entries: out.purged.iter().map(|p| p.waiting.len() as u64).sum(),
+                };
+                for (_, reply) in sweeps {
+                    let _ = reply.send(Ok(swept));
+                }
+                for (_, _, reply) in purges {
+                    let _ = reply.send(Ok(purged));
                 }
             }
             Err(e) => {
@@ -167,6 +265,12 @@ async fn run(
                     let _ = reply.send(Err(e.clone()));
                 }
                 for reply in ack_replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                for (_, reply) in sweeps {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                for (_, _, reply) in purges {
                     let _ = reply.send(Err(e.clone()));
                 }
             }

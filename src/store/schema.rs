@@ -50,12 +50,13 @@ pub const CONVERSATIONS_BY_USER: &str = "conversations_by_user";
 pub const DIRECT_CONVERSATIONS: &str = "direct_conversations";
 /// Relay items (envelopes and events) by seq (u64): stored once, referenced by mailboxes.
 pub const RELAY_ITEMS: &str = "relay_items";
-/// Relay item seq → how many mailbox entries still reference it (u32).
+/// Schema version 2: relay item seq → how many mailbox entries reference it.
 pub const RELAY_REFS: &str = "relay_refs";
-/// Mailboxes of schema version 2: device id, seq → sealed key (see [`RELAY_MAILBOX`]).
+/// Schema version 2: device id, seq → sealed key (now in the item and [`RELAY_ACKED`]).
 pub const MAILBOX: &str = "mailbox";
-/// Mailboxes: seq, device id → this device's part of the item (its sealed key).
-pub const RELAY_MAILBOX: &str = "relay_mailbox";
+/// Each device's acknowledgement mark: device id → the seq (u64) up to which
+/// nothing waits for it any more.
+pub const RELAY_ACKED: &str = "relay_acked";
 /// Devices whose mailbox is being emptied (revoked, reset, deleted) → the seq up to
 /// which their entries go.
 pub const RELAY_CLEARED: &str = "relay_cleared";
@@ -98,8 +99,9 @@ const MIGRATIONS: &[(&str, Migration)] = &[
     ("create the initial tables", create_initial_tables),
     ("create the messaging relay's tables", create_relay_tables),
     (
-        "key mailboxes by seq and idempotency records by message id",
-        rekey_relay_tables,
+        "keep sealed keys in relay items with per-device acknowledgement marks, \
+         and key idempotency records by message id",
+        relay_marks,
     ),
 ];
 
@@ -138,23 +140,21 @@ fn create_relay_tables(tx: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// Version 3: `mailbox` (device, seq) becomes `relay_mailbox` (seq, device) and
-/// `relay_sent` (device, message id) becomes `relay_sent_ids` (message id, device),
-/// so that a commit's new keys are adjacent; `relay_expiry` values name the new keys.
-fn rekey_relay_tables(tx: &WriteTransaction) -> Result<()> {
+/// Version 3: a relay item carries its recipients' sealed keys and names only the
+/// devices it still waits for, each device's acknowledgement mark is in
+/// `relay_acked` (version 2 kept one `mailbox` row per device and item, and
+/// `relay_refs` counts), and `relay_sent` (device, message id) becomes
+/// `relay_sent_ids` (message id, device), whose new keys `relay_expiry` values name.
+fn relay_marks(tx: &WriteTransaction) -> Result<()> {
     use super::key::Key;
+    use std::collections::BTreeMap;
     fn err(e: impl std::fmt::Display) -> Error {
-        store_err("re-keying the relay's tables", e)
+        store_err("moving the relay's mailboxes to acknowledgement marks", e)
     }
-    // Keys of version 2: strings are NUL-terminated, the seq is a trailing u64.
-    let strings = |k: &[u8]| -> Vec<String> {
-        k.split(|b| *b == 0)
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect()
-    };
+    // Version 2 mailbox keys: device id, NUL, seq (u64). Waiting entries per item.
+    let mut waiting: BTreeMap<u64, Vec<(String, String)>> = BTreeMap::new();
     {
         let old = tx.open_table(def(MAILBOX)).map_err(err)?;
-        let mut new = tx.open_table(def(RELAY_MAILBOX)).map_err(err)?;
         for e in old.iter().map_err(err)? {
             let (k, v) = e.map_err(err)?;
             let k = k.value();
@@ -162,15 +162,54 @@ fn rekey_relay_tables(tx: &WriteTransaction) -> Result<()> {
                 continue;
             };
             let seq = u64::from_be_bytes(k[split..].try_into().unwrap_or([0; 8]));
-            let device =
-                String::from_utf8_lossy(k[..split].strip_suffix(&[0]).unwrap_or(&k[..split]))
-                    .into_owned();
-            let nk = Key::new().u64(seq).s(&device).into_bytes();
-            new.insert(nk.as_slice(), v.value()).map_err(err)?;
+            let device = &k[..split];
+            let device = String::from_utf8_lossy(device.strip_suffix(&[0]).unwrap_or(device));
+            let sealed = String::from_utf8_lossy(v.value()).into_owned();
+            waiting
+                .entry(seq)
+                .or_default()
+                .push((device.into_owned(), sealed));
+        }
+    }
+    {
+        let mut items = tx.open_table(def(RELAY_ITEMS)).map_err(err)?;
+        let mut rewritten = Vec::new();
+        let mut orphans = Vec::new();
+        for e in items.iter().map_err(err)? {
+            let (k, v) = e.map_err(err)?;
+            let Ok(seq) = <[u8; 8]>::try_from(k.value()).map(u64::from_be_bytes) else {
+                continue;
+            };
+            let Some(entries) = waiting.get(&seq) else {
+                orphans.push(seq);
+                continue;
+            };
+            let mut item: serde_json::Value = serde_json::from_slice(v.value()).map_err(err)?;
+            let events = item
+                .get("body")
+                .and_then(|b| b.get("t"))
+                .and_then(|t| t.as_str())
+                != Some("envelope");
+            item["devices"] = entries.iter().map(|(d, _)| d.clone()).collect();
+            if !events {
+                item["sealed"] = entries.iter().map(|(_, s)| s.clone()).collect();
+            }
+            rewritten.push((seq, serde_json::to_vec(&item).map_err(err)?));
+        }
+        for seq in orphans {
+            items.remove(seq.to_be_bytes().as_slice()).map_err(err)?;
+        }
+        for (seq, v) in rewritten {
+            items
+                .insert(seq.to_be_bytes().as_slice(), v.as_slice())
+                .map_err(err)?;
         }
     }
     let swap = |k: &[u8]| -> Option<Vec<u8>> {
-        let parts = strings(k);
+        let parts: Vec<String> = k
+            .split(|b| *b == 0)
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
         match parts.as_slice() {
             [device, msg, rest] if rest.is_empty() => {
                 Some(Key::new().s(msg).s(device).into_bytes())
@@ -201,9 +240,11 @@ fn rekey_relay_tables(tx: &WriteTransaction) -> Result<()> {
             expiry.insert(k.as_slice(), v.as_slice()).map_err(err)?;
         }
     }
+    tx.open_table(def(RELAY_ACKED)).map_err(err)?;
     tx.open_table(def(RELAY_CLEARED)).map_err(err)?;
-    tx.delete_table(def(MAILBOX)).map_err(err)?;
-    tx.delete_table(def(RELAY_SENT)).map_err(err)?;
+    for old in [MAILBOX, RELAY_SENT, RELAY_REFS] {
+        tx.delete_table(def(old)).map_err(err)?;
+    }
     Ok(())
 }
 
@@ -257,7 +298,7 @@ mod tests {
     use crate::store::key::Key;
 
     #[test]
-    fn version_3_rekeys_mailboxes_and_idempotency_records() {
+    fn version_3_moves_mailboxes_into_items_and_rekeys_idempotency_records() {
         let dir = tempfile::tempdir().unwrap();
         let db = redb::Database::create(dir.path().join("t.redb")).unwrap();
         let tx = db.begin_write().unwrap();
@@ -265,7 +306,16 @@ mod tests {
         create_relay_tables(&tx).unwrap();
         let old_sent = Key::new().s("dev1").s("msg-a").into_bytes();
         {
+            let mut items = tx.open_table(def(RELAY_ITEMS)).unwrap();
+            let item = br#"{"server_time":1,"expires_at":2,"devices":["dev1","dev2"],"body":{"t":"envelope"}}"#;
+            items
+                .insert(7u64.to_be_bytes().as_slice(), item.as_slice())
+                .unwrap();
+            items
+                .insert(8u64.to_be_bytes().as_slice(), item.as_slice())
+                .unwrap();
             let mut mb = tx.open_table(def(MAILBOX)).unwrap();
+            // dev2 acknowledged 7; nobody waits for 8 any more.
             let k = Key::new().s("dev1").u64(7).into_bytes();
             mb.insert(k.as_slice(), b"sealed-7".as_slice()).unwrap();
             let mut sent = tx.open_table(def(RELAY_SENT)).unwrap();
@@ -277,12 +327,21 @@ mod tests {
             let ek2 = Key::new().u64(99).u64(8).into_bytes();
             exp.insert(ek2.as_slice(), b"".as_slice()).unwrap();
         }
-        rekey_relay_tables(&tx).unwrap();
+        relay_marks(&tx).unwrap();
         let new_sent = Key::new().s("msg-a").s("dev1").into_bytes();
         {
-            let mb = tx.open_table(def(RELAY_MAILBOX)).unwrap();
-            let k = Key::new().u64(7).s("dev1").into_bytes();
-            assert_eq!(mb.get(k.as_slice()).unwrap().unwrap().value(), b"sealed-7");
+            let items = tx.open_table(def(RELAY_ITEMS)).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(
+                items
+                    .get(7u64.to_be_bytes().as_slice())
+                    .unwrap()
+                    .unwrap()
+                    .value(),
+            )
+            .unwrap();
+            assert_eq!(v["devices"], serde_json::json!(["dev1"]));
+            assert_eq!(v["sealed"], serde_json::json!(["sealed-7"]));
+            assert!(items.get(8u64.to_be_bytes().as_slice()).unwrap().is_none());
             let sent = tx.open_table(def(RELAY_SENT_IDS)).unwrap();
             assert_eq!(
                 sent.get(new_sent.as_slice()).unwrap().unwrap().value(),
@@ -299,7 +358,10 @@ mod tests {
             .unwrap()
             .map(|h| redb::TableHandle::name(&h).to_string())
             .collect();
-        assert!(!names.iter().any(|n| n == MAILBOX || n == RELAY_SENT));
+        for gone in [MAILBOX, RELAY_SENT, RELAY_REFS] {
+            assert!(!names.iter().any(|n| n == gone), "{gone} is dropped");
+        }
+        assert!(names.iter().any(|n| n == RELAY_ACKED));
         assert!(names.iter().any(|n| n == RELAY_CLEARED));
     }
 }
