@@ -78,6 +78,23 @@ pub struct Item {
 }
 
 impl Item {
+    /// About how many bytes the item (or its frame) takes as JSON.
+    pub fn size_hint(&self) -> usize {
+        let keys: usize = self
+            .devices
+            .iter()
+            .zip(self.sealed.iter().chain(std::iter::repeat(&String::new())))
+            .map(|(d, k)| d.len() + k.len() + 8)
+            .sum();
+        let body = match &self.body {
+            Body::Envelope(e) => {
+                e.ciphertext.len() + e.signature.len() + e.attachments.len() * 160 + 320
+            }
+            _ => 512,
+        };
+        keys + body + 128
+    }
+
     /// The blobs this item keeps alive.
     pub fn blob_ids(&self) -> Vec<String> {
         match &self.body {
@@ -153,7 +170,7 @@ impl NewItem {
         idempotency: Option<(String, String)>,
     ) -> Result<NewItem> {
         Ok(NewItem {
-            item_json: json(item)?,
+            item_json: json_sized(item, item.size_hint())?,
             server_time: item.server_time,
             expires_at: item.expires_at,
             blob_ids: item.blob_ids(),
@@ -174,8 +191,13 @@ fn expiry_key(expires_at: u64, seq: u64) -> Vec<u8> {
     Key::new().u64(expires_at).u64(seq).into_bytes()
 }
 
-fn json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| Error::internal(format!("encoding a relay item: {e}")))
+/// Encode `v` into a buffer of `capacity` bytes (grown if needed): envelopes are
+/// large and growing a buffer from empty copies them several times.
+pub fn json_sized<T: Serialize>(v: &T, capacity: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, v)
+        .map_err(|e| Error::internal(format!("encoding a relay item: {e}")))?;
+    Ok(out)
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {

@@ -311,8 +311,9 @@ impl Relay {
             body,
         };
         let frame = item.frame(0, SEALED_PLACEHOLDER);
+        let encoded = mailbox::json_sized(&frame, item.size_hint())?;
         let rendered = hub::Rendered::new(
-            serde_json::to_string(&frame)
+            String::from_utf8(encoded)
                 .map_err(|e| Error::internal(format!("encoding a frame: {e}")))?,
         );
         let new = NewItem::new(&item, recipients, grant_users, idempotency)?;

@@ -145,7 +145,7 @@ impl Broken {
 }
 
 fn parse(text: &str) -> Result<ClientFrame, Broken> {
-    serde_json::from_str::<ClientFrame>(text).map_err(|e| Broken::read(text, e))
+    ClientFrame::from_json(text).map_err(|e| Broken::read(text, e))
 }
 
 fn too_early() -> Error {
