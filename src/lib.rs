@@ -2,14 +2,16 @@
 //!
 //! Parts (one folder each): `config` (settings), `store` (the embedded database),
 //! `directory` (networks, groups, users, devices), `auth` (admin accounts, sessions,
-//! roles), `audit` (the hash-chained admin log), `admin` (the admin API), `metrics`,
-//! `server` (start-up, TLS, listeners, shutdown), `client` (the reference messaging client
-//! of `docs/PROTOCOL.md`) and `cli` (the command line).
+//! roles), `audit` (the hash-chained admin log), `calling` (the TURN relay: so far its
+//! codec and credentials), `admin` (the admin API), `metrics`, `server` (start-up, TLS,
+//! listeners, shutdown), `client` (the reference messaging client of `docs/PROTOCOL.md`)
+//! and `cli` (the command line).
 
 pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod calling;
 pub mod cli;
 pub mod client;
 pub mod config;
