@@ -208,9 +208,7 @@ fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
 /// Store many items in one transaction, opening each table once (the relay's
 /// writer hands every envelope accepted since the last commit to one call).
 pub fn store_batch(tx: &WriteTransaction, batch: &[NewItem]) -> Result<Vec<Acceptance>> {
-    let mut seq = store::meta_get(tx, SEQ_KEY)?
-        .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
-        .unwrap_or(0);
+    let mut seq = last_seq(tx)?;
     let first_seq = seq;
     let mut out = Vec::with_capacity(batch.len());
     let mut depth = 0i64;
@@ -288,15 +286,7 @@ fn encode_acceptance(a: &Acceptance) -> [u8; 16] {
 }
 
 fn decode_acceptance(b: &[u8]) -> Result<Acceptance> {
-    let seq = b
-        .get(..8)
-        .and_then(|x| x.try_into().ok())
-        .map(u64::from_be_bytes);
-    let at = b
-        .get(8..16)
-        .and_then(|x| x.try_into().ok())
-        .map(u64::from_be_bytes);
-    match (seq, at) {
+    match (decode_u64(b), b.get(8..).and_then(decode_u64)) {
         (Some(seq), Some(server_time)) => Ok(Acceptance {
             seq,
             server_time,
@@ -306,8 +296,17 @@ fn decode_acceptance(b: &[u8]) -> Result<Acceptance> {
     }
 }
 
+/// The big-endian u64 at the start of `b`.
 fn decode_u64(b: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?))
+}
+
+/// The seq of the last item stored (0 before the first).
+fn last_seq(tx: &WriteTransaction) -> Result<u64> {
+    Ok(store::meta_get(tx, SEQ_KEY)?
+        .as_deref()
+        .and_then(decode_u64)
+        .unwrap_or(0))
 }
 
 /// Apply many acks `(device, up_to)` in one transaction: each device's mark moves to
@@ -373,10 +372,7 @@ pub fn ack_batch(
 /// listed in `relay_cleared` with the current seq, and the relay's writer then
 /// acknowledges everything up to that seq for it ([`take_cleared`]).
 pub fn clear_device(tx: &WriteTransaction, device_id: &str) -> Result<()> {
-    let seq = store::meta_get(tx, SEQ_KEY)?
-        .as_deref()
-        .and_then(decode_u64)
-        .unwrap_or(0);
+    let seq = last_seq(tx)?;
     CLEARED
         .open(tx)?
         .insert(device_id.as_bytes(), &seq.to_be_bytes())

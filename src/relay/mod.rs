@@ -478,11 +478,18 @@ impl Relay {
 /// returns how many entries went.
 async fn sweep_cleared(store: &Store, writer: &writer::Writer) -> Result<u64> {
     const CHUNK: usize = 64;
-    let mut entries = 0;
-    while mailbox::any_cleared(store)? {
-        entries += writer.sweep(CHUNK).await?.entries;
+    // A read first: most directory changes clear nothing, and a sweep is a commit.
+    if !mailbox::any_cleared(store)? {
+        return Ok(0);
     }
-    Ok(entries)
+    let mut entries = 0;
+    loop {
+        let swept = writer.sweep(CHUNK).await?;
+        entries += swept.entries;
+        if swept.devices < CHUNK as u64 {
+            return Ok(entries);
+        }
+    }
 }
 
 /// Sweep cleared mailboxes whenever an account or the directory changes.

@@ -93,51 +93,46 @@ impl Writer {
         Writer { tx }
     }
 
-    /// Store `item` for its recipients; resolves once durable.
-    pub fn store(&self, item: NewItem, frame: Rendered) -> Pending<Acceptance> {
+    /// Queue the job `make` builds around its reply channel; resolves with the
+    /// job's result once its batch is durable.
+    fn submit<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Job,
+    ) -> Pending<T> {
         let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Job::Store { item, frame, reply });
+        let sent = self.tx.send(make(reply));
         Box::pin(async move {
             sent.map_err(|_| stopped())?;
             rx.await.map_err(|_| stopped())?
         })
     }
 
+    /// Store `item` for its recipients; resolves once durable.
+    pub fn store(&self, item: NewItem, frame: Rendered) -> Pending<Acceptance> {
+        self.submit(|reply| Job::Store { item, frame, reply })
+    }
+
     /// Purge up to `limit` items expired by `now_ms`; resolves once durable.
     pub fn purge(&self, now_ms: u64, limit: usize) -> Pending<Purged> {
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Job::Purge {
+        self.submit(|reply| Job::Purge {
             now_ms,
             limit,
             reply,
-        });
-        Box::pin(async move {
-            sent.map_err(|_| stopped())?;
-            rx.await.map_err(|_| stopped())?
         })
     }
 
     /// Empty the mailboxes of up to `limit` cleared devices; resolves once durable.
     pub fn sweep(&self, limit: usize) -> Pending<Swept> {
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Job::Sweep { limit, reply });
-        Box::pin(async move {
-            sent.map_err(|_| stopped())?;
-            rx.await.map_err(|_| stopped())?
-        })
+        self.submit(|reply| Job::Sweep { limit, reply })
     }
 
     /// Remove `device_id`'s mailbox entries up to `up_to`; resolves once durable.
     pub fn ack(&self, device_id: &str, up_to: u64) -> Pending<u64> {
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Job::Ack {
-            device_id: device_id.to_string(),
+        let device_id = device_id.to_string();
+        self.submit(|reply| Job::Ack {
+            device_id,
             up_to,
             reply,
-        });
-        Box::pin(async move {
-            sent.map_err(|_| stopped())?;
-            rx.await.map_err(|_| stopped())?
         })
     }
 }
