@@ -4,6 +4,7 @@
 //! call the relay or the directory, map the error.
 
 pub mod blobs;
+pub mod calls;
 pub mod conversations;
 pub mod devices;
 
@@ -22,6 +23,8 @@ pub const PREFIX: &str = "/api/v1";
 pub struct ClientApi {
     pub relay: Arc<Relay>,
     pub limiter: LoginLimiter,
+    /// The calling relay, when it runs (set once it has started).
+    pub turn: Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>>,
 }
 
 /// The authenticated device behind a request (`Authorization: Bearer od_…`).
@@ -88,6 +91,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
             .route(
                 "/conversations/{id}/devices",
                 web::get().to(conversations::devices),
+            )
+            .route(
+                "/calls/turn-credentials",
+                web::post().to(calls::turn_credentials),
             )
             .route("/blobs", web::post().to(blobs::create))
             .route("/blobs/{id}", web::put().to(blobs::append))

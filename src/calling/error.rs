@@ -36,7 +36,7 @@ pub enum CodecError {
     FingerprintMissing,
     #[error("FINGERPRINT does not match")]
     FingerprintMismatch,
-    #[error("channel number {0:#06x} is outside 0x4000-0x4fff")]
+    #[error("channel number {0:#06x} is outside 0x4000-0x7fff")]
     BadChannelNumber(u16),
     #[error("byte {0:#04x} starts neither a STUN message nor a ChannelData frame")]
     UnknownFrame(u8),

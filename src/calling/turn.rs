@@ -17,9 +17,12 @@ pub const MAX_LIFETIME_SECS: u32 = 3600;
 pub const PERMISSION_LIFETIME_SECS: u32 = 300;
 /// How long a channel binding lasts (RFC 8656 §12), seconds.
 pub const CHANNEL_LIFETIME_SECS: u32 = 600;
-/// The channel numbers a client may bind (RFC 8656 §12).
+/// The channel numbers a client may bind. RFC 8656 §12 narrowed the range to
+/// 0x4000–0x4FFF; RFC 5766 allowed 0x4000–0x7FFF, and clients written to it (coturn's
+/// own among them) still pick numbers up to 0x7FFF. The first two bits (0b01) already
+/// tell ChannelData apart, so the relay accepts RFC 5766's range.
 pub const CHANNEL_MIN: u16 = 0x4000;
-pub const CHANNEL_MAX: u16 = 0x4FFF;
+pub const CHANNEL_MAX: u16 = 0x7FFF;
 /// Size of a ChannelData header.
 pub const CHANNEL_HEADER_LEN: usize = 4;
 
@@ -307,11 +310,11 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             ChannelData {
-                channel: 0x5000,
+                channel: 0x8000,
                 data: b"x"
             }
             .encode(&mut out, true),
-            Err(CodecError::BadChannelNumber(0x5000))
+            Err(CodecError::BadChannelNumber(0x8000))
         );
         assert_eq!(
             ChannelData::parse(&[0x3F, 0xFF, 0, 0]),

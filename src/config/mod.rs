@@ -42,6 +42,100 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub relay: RelayConfig,
+    pub calling: CallingConfig,
+}
+
+/// The calling relay: a TURN server (RFC 8656) for peer-to-peer call media.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallingConfig {
+    /// Run the TURN server.
+    pub enabled: bool,
+    /// STUN/TURN listen addresses, each for both UDP and TCP (port 0 picks a free port).
+    pub listen: Vec<SocketAddr>,
+    /// TURN over TLS listen addresses (TCP).
+    pub tls_listen: Vec<SocketAddr>,
+    /// Also accept TURN over TLS on the HTTPS listeners, chosen by ALPN `stun.turn`.
+    pub on_https: bool,
+    /// Address the relay sockets bind (IPv4).
+    pub relay_ip: std::net::IpAddr,
+    /// IPv6 address the relay sockets bind; empty = no IPv6 relaying.
+    pub relay_ip6: String,
+    /// Public IPv4 address given to clients instead of `relay_ip` (1:1 NAT); empty = none.
+    pub external_ip: String,
+    /// First port of the relay range (inclusive).
+    pub relay_port_min: u16,
+    /// Last port of the relay range (inclusive).
+    pub relay_port_max: u16,
+    /// STUN realm; empty = the first host name.
+    pub realm: String,
+    /// TURN REST shared secret; empty = generate one and keep it in the store.
+    pub secret: Secret,
+    /// Seconds the credentials the client API issues stay valid.
+    pub credential_ttl_secs: u64,
+    /// Host name or address put in the ICE server URLs; empty = the first host name, or
+    /// the listen address when it is a specific address.
+    pub public_host: String,
+    /// Allow peers on loopback addresses (tests and single-host setups only).
+    pub allow_loopback_peers: bool,
+    /// Peer networks allowed even though they are denied by default.
+    pub peer_allow: Vec<IpNet>,
+    /// Further peer networks to deny.
+    pub peer_deny: Vec<IpNet>,
+    /// Concurrent allocations one user may hold.
+    pub user_quota: u32,
+    /// Concurrent allocations in all.
+    pub total_quota: u32,
+    /// Bytes per second one allocation may relay (both directions); 0 = no cap.
+    pub max_bandwidth_bytes_per_sec: u64,
+    /// Unauthenticated requests (and failed authentications) answered per source address
+    /// per second.
+    pub unauthenticated_per_second: u32,
+    /// Longest allocation lifetime granted, in seconds.
+    pub max_lifetime_secs: u32,
+    /// Seconds a nonce stays fresh before clients get 438 Stale Nonce.
+    pub nonce_lifetime_secs: u64,
+}
+
+impl Default for CallingConfig {
+    fn default() -> Self {
+        CallingConfig {
+            enabled: true,
+            listen: vec!["127.0.0.1:3478".parse().expect("static address")],
+            tls_listen: vec!["127.0.0.1:5349".parse().expect("static address")],
+            on_https: true,
+            relay_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            relay_ip6: String::new(),
+            external_ip: String::new(),
+            relay_port_min: 16384,
+            relay_port_max: 16584,
+            realm: String::new(),
+            secret: Secret::default(),
+            credential_ttl_secs: 86_400,
+            public_host: String::new(),
+            allow_loopback_peers: false,
+            peer_allow: Vec::new(),
+            peer_deny: Vec::new(),
+            user_quota: 10,
+            total_quota: 20_000,
+            max_bandwidth_bytes_per_sec: 1_500_000,
+            unauthenticated_per_second: 20,
+            max_lifetime_secs: 3600,
+            nonce_lifetime_secs: 600,
+        }
+    }
+}
+
+impl CallingConfig {
+    /// The IPv6 relay address, if configured.
+    pub fn relay_ip6(&self) -> Option<std::net::IpAddr> {
+        self.relay_ip6.trim().parse().ok()
+    }
+
+    /// The public IPv4 address, if configured.
+    pub fn external_ip(&self) -> Option<std::net::IpAddr> {
+        self.external_ip.trim().parse().ok()
+    }
 }
 
 /// The messaging relay: device streams, mailboxes and attachments.
@@ -187,6 +281,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             relay: RelayConfig::default(),
+            calling: CallingConfig::default(),
         }
     }
 }
@@ -319,6 +414,74 @@ impl Config {
         Ok(config)
     }
 
+    /// The calling relay's rules.
+    fn validate_calling(&self) -> Result<(), ConfigError> {
+        let bad =
+            |key: &str, msg: &str| Err(ConfigError::invalid(key.to_string(), msg.to_string()));
+        let c = &self.calling;
+        if !c.enabled {
+            return Ok(());
+        }
+        if c.listen.is_empty() && c.tls_listen.is_empty() && !c.on_https {
+            return bad(
+                "calling.listen",
+                "the calling relay needs a listener: calling.listen, calling.tls_listen or calling.on_https",
+            );
+        }
+        if c.relay_port_min == 0 || c.relay_port_min > c.relay_port_max {
+            return bad(
+                "calling.relay_port_min",
+                "must be between 1 and calling.relay_port_max",
+            );
+        }
+        if !c.relay_ip.is_ipv4() {
+            return bad(
+                "calling.relay_ip",
+                "must be an IPv4 address (put an IPv6 one in calling.relay_ip6)",
+            );
+        }
+        if !c.relay_ip6.trim().is_empty() && !matches!(c.relay_ip6(), Some(std::net::IpAddr::V6(_)))
+        {
+            return bad("calling.relay_ip6", "must be an IPv6 address, or empty");
+        }
+        if !c.external_ip.trim().is_empty()
+            && !matches!(c.external_ip(), Some(std::net::IpAddr::V4(_)))
+        {
+            return bad("calling.external_ip", "must be an IPv4 address, or empty");
+        }
+        if c.relay_ip.is_unspecified() && c.external_ip().is_none() {
+            return bad(
+                "calling.relay_ip",
+                "is 0.0.0.0, which clients cannot send to: set calling.external_ip to the address they reach",
+            );
+        }
+        if matches!(c.relay_ip6(), Some(ip) if ip.is_unspecified()) {
+            return bad("calling.relay_ip6", "must be a specific address, not ::");
+        }
+        if c.credential_ttl_secs < 60 {
+            return bad("calling.credential_ttl_secs", "must be at least 60");
+        }
+        if c.user_quota == 0 || c.total_quota == 0 {
+            return bad("calling.user_quota", "quotas must be at least 1");
+        }
+        if c.unauthenticated_per_second == 0 {
+            return bad("calling.unauthenticated_per_second", "must be at least 1");
+        }
+        if !(600..=86_400).contains(&c.max_lifetime_secs) {
+            return bad("calling.max_lifetime_secs", "must be between 600 and 86400");
+        }
+        if !(1..=86_400).contains(&c.nonce_lifetime_secs) {
+            return bad("calling.nonce_lifetime_secs", "must be between 1 and 86400");
+        }
+        if !c.secret.is_empty() && c.secret.expose().len() < 16 {
+            return bad(
+                "calling.secret",
+                "must be at least 16 characters, or empty to let outpost generate one",
+            );
+        }
+        Ok(())
+    }
+
     /// Rules serde cannot express.
     fn validate(&self) -> Result<(), ConfigError> {
         let bad =
@@ -391,6 +554,7 @@ impl Config {
         if r.login_attempts_per_minute == 0 {
             return bad("relay.login_attempts_per_minute", "must be at least 1");
         }
+        self.validate_calling()?;
         if self.admin.bootstrap_username.trim().is_empty() {
             return bad("admin.bootstrap_username", "must not be empty");
         }

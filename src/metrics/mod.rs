@@ -242,6 +242,116 @@ pub mod relay {
     });
 }
 
+/// Metrics of the calling relay (TURN).
+pub mod calling {
+    use super::*;
+    use prometheus::IntCounter;
+
+    pub static ALLOCATIONS_ACTIVE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+        reg(IntGaugeVec::new(
+            Opts::new(
+                "outpost_turn_allocations_active",
+                "TURN allocations alive now, by client transport.",
+            ),
+            &["transport"],
+        )
+        .expect("valid gauge"))
+    });
+
+    pub static ALLOCATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        reg(IntCounterVec::new(
+            Opts::new(
+                "outpost_turn_allocations_total",
+                "TURN allocations made, by client transport.",
+            ),
+            &["transport"],
+        )
+        .expect("valid counter"))
+    });
+
+    pub static PACKETS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        reg(IntCounterVec::new(
+            Opts::new(
+                "outpost_turn_relayed_packets_total",
+                "Packets relayed, by direction (to_peer, to_client) and client transport.",
+            ),
+            &["direction", "transport"],
+        )
+        .expect("valid counter"))
+    });
+
+    pub static BYTES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        reg(IntCounterVec::new(
+            Opts::new(
+                "outpost_turn_relayed_bytes_total",
+                "Application bytes relayed (without TURN framing), by direction and client transport.",
+            ),
+            &["direction", "transport"],
+        )
+        .expect("valid counter"))
+    });
+
+    pub static DROPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        reg(IntCounterVec::new(
+            Opts::new(
+                "outpost_turn_dropped_packets_total",
+                "Packets not relayed, by reason (no_permission, no_channel, bandwidth, no_allocation, queue_full).",
+            ),
+            &["reason"],
+        )
+        .expect("valid counter"))
+    });
+
+    pub static AUTH_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        reg(IntCounterVec::new(
+            Opts::new(
+                "outpost_turn_auth_failures_total",
+                "Refused TURN authentications, by reason (wrong_password, expired, malformed_username, unknown_user, stale_nonce, wrong_realm, wrong_username, account_inactive, calling_disabled, tcp_required).",
+            ),
+            &["reason"],
+        )
+        .expect("valid counter"))
+    });
+
+    pub static DENIED_PEERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        reg(IntCounterVec::new(
+            Opts::new(
+                "outpost_turn_denied_peers_total",
+                "Peer addresses refused by the peer policy, by reason (address, own_service).",
+            ),
+            &["reason"],
+        )
+        .expect("valid counter"))
+    });
+
+    pub static QUOTA_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        reg(IntCounterVec::new(
+            Opts::new(
+                "outpost_turn_quota_refusals_total",
+                "Allocations refused for a quota, by quota (user, total).",
+            ),
+            &["quota"],
+        )
+        .expect("valid counter"))
+    });
+
+    pub static RATE_LIMITED: LazyLock<IntCounter> = LazyLock::new(|| {
+        reg(IntCounter::new(
+            "outpost_turn_rate_limited_total",
+            "Unauthenticated requests left unanswered because their source sent too many.",
+        )
+        .expect("valid counter"))
+    });
+
+    pub static CALLS: LazyLock<IntCounter> = LazyLock::new(|| {
+        reg(IntCounter::new(
+            "outpost_turn_calls_total",
+            "Calls recorded (a call ends when its last allocation does).",
+        )
+        .expect("valid counter"))
+    });
+}
+
 pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     reg(IntGaugeVec::new(
         Opts::new(
@@ -278,6 +388,20 @@ pub fn init() {
     LazyLock::force(&relay::EXPIRED);
     LazyLock::force(&relay::MAILBOX_ENTRIES);
     LazyLock::force(&relay::DELIVERY_SECONDS);
+    for t in ["udp", "tcp", "tls"] {
+        calling::ALLOCATIONS_ACTIVE.with_label_values(&[t]);
+        calling::ALLOCATIONS.with_label_values(&[t]);
+        for d in ["to_peer", "to_client"] {
+            calling::PACKETS.with_label_values(&[d, t]);
+            calling::BYTES.with_label_values(&[d, t]);
+        }
+    }
+    LazyLock::force(&calling::DROPPED);
+    LazyLock::force(&calling::AUTH_FAILURES);
+    LazyLock::force(&calling::DENIED_PEERS);
+    LazyLock::force(&calling::QUOTA_REFUSALS);
+    LazyLock::force(&calling::RATE_LIMITED);
+    LazyLock::force(&calling::CALLS);
 }
 
 /// The text exposition of every registered metric.

@@ -164,6 +164,16 @@ pub struct Policy {
     pub file_download: bool,
     pub read_receipts: bool,
     pub location: bool,
+    /// The security group allows audio calls (the client API issues TURN credentials).
+    #[serde(default)]
+    pub audio_calls: bool,
+    /// The security group allows video calls and screen sharing.
+    #[serde(default)]
+    pub video_calls: bool,
+    /// Calls must use TCP or TLS: the client API offers no UDP TURN server and the relay
+    /// refuses UDP allocations.
+    #[serde(default)]
+    pub force_tcp_calls: bool,
     /// Set when data retention is on: every envelope must also be sealed to this device.
     pub compliance_device_id: Option<String>,
     pub classification: Value,

@@ -57,6 +57,9 @@ pub struct Relay {
     writer: writer::Writer,
     /// Wakes the task that empties the mailboxes of revoked and reset devices.
     sweep: Arc<tokio::sync::Notify>,
+    /// Wakes the other part that enforces the directory (the calling relay) after any
+    /// change to accounts, groups or policies.
+    changes: Arc<tokio::sync::Notify>,
 }
 
 /// An authenticated device and its account.
@@ -95,6 +98,7 @@ impl Relay {
             writer,
             index,
             sweep,
+            changes: Arc::new(tokio::sync::Notify::new()),
             store,
             config,
             hub,
@@ -425,6 +429,12 @@ impl Relay {
         self.roster.clear();
         self.hub.recheck_all();
         self.sweep.notify_one();
+        self.changes.notify_one();
+    }
+
+    /// Notified after every directory or account change (one listener: the calling relay).
+    pub fn directory_changes(&self) -> Arc<tokio::sync::Notify> {
+        self.changes.clone()
     }
 
     /// A device or account of `user_id` changed (revocation, new device, keys).
@@ -432,6 +442,7 @@ impl Relay {
         self.roster.forget_account(user_id);
         self.hub.recheck_user(user_id);
         self.sweep.notify_one();
+        self.changes.notify_one();
     }
 
     /// Purge expired items, the mailboxes of revoked devices and unreferenced blobs;

@@ -220,6 +220,9 @@ fn load_account(tx: &redb::ReadTransaction, user_id: &str) -> Result<Option<Acco
         file_download: g.settings.media.file_download,
         read_receipts: s.read_receipts != ReadReceipts::Disabled,
         location: g.settings.location.sharing,
+        audio_calls: g.settings.calling.audio,
+        video_calls: g.settings.calling.audio && g.settings.calling.video,
+        force_tcp_calls: g.settings.calling.force_tcp,
         compliance_device_id: compliance.as_ref().map(|d| d.id.clone()),
         classification: serde_json::to_value(&s.classification).unwrap_or_default(),
     };

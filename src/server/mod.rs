@@ -72,9 +72,13 @@ pub async fn serve(config: Config) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("{}", e.message))?,
     );
     let relay_data = web::Data::new(relay.clone());
+    // The calling relay starts once the HTTPS listeners are bound (it must know them);
+    // the client API and the front door find it here.
+    let turn_slot: Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>> = Arc::default();
     let client_api = web::Data::new(crate::api::ClientApi {
         relay: relay.clone(),
         limiter: LoginLimiter::new(config.relay.login_attempts_per_minute),
+        turn: turn_slot.clone(),
     });
     let json_limit = config.http.max_json_bytes;
     let metrics_on = config.metrics.enabled;
@@ -110,13 +114,26 @@ pub async fn serve(config: Config) -> Result<()> {
         }
         app
     };
+    let turn_on_https = config.calling.enabled && config.calling.on_https;
     let (server, bound) = front_door::start(
         &config.http,
         tls_config.clone(),
         relay.clone(),
+        turn_on_https.then(|| turn_slot.clone()),
         SECURITY_HEADERS,
         app,
     )?;
+    if config.calling.enabled {
+        let turn = crate::calling::Turn::start(
+            &config,
+            relay.clone(),
+            store.clone(),
+            tls_config.clone(),
+            &bound,
+        )
+        .await?;
+        let _ = turn_slot.set(turn);
+    }
     let handle = server.handle();
     let running = tokio::spawn(server);
     let quic = if config.relay.quic {

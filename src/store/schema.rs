@@ -72,6 +72,9 @@ pub const BLOBS: &str = "blobs";
 /// Index: blob id, user id → (): who may download a blob.
 pub const BLOB_ACCESS: &str = "blob_access";
 
+/// Finished calls by start time (ms, big-endian) and id (`calling::calls`).
+pub const CALL_RECORDS: &str = "call_records";
+
 /// Every table of the first schema version, in creation order.
 pub const ALL: &[&str] = &[
     META,
@@ -103,6 +106,10 @@ const MIGRATIONS: &[(&str, Migration)] = &[
          and key idempotency records by message id",
         relay_marks,
     ),
+    (
+        "create the calling relay's call records",
+        create_call_records,
+    ),
 ];
 
 /// Tables added by version 2.
@@ -129,6 +136,12 @@ fn create_initial_tables(tx: &WriteTransaction) -> Result<()> {
         tx.open_table(def(name))
             .map_err(|e| store_err("creating tables", e))?;
     }
+    Ok(())
+}
+
+fn create_call_records(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(def(CALL_RECORDS))
+        .map_err(|e| store_err("creating tables", e))?;
     Ok(())
 }
 

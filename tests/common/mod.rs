@@ -117,6 +117,9 @@ impl Builder {
             .env_remove("NOTIFY_SOCKET")
             .env("OUTPOST_HTTP_LISTEN", "127.0.0.1:0")
             .env("OUTPOST_HTTP_WORKERS", "1")
+            // Tests run servers side by side: the calling relay's fixed ports would
+            // clash. Calling tests turn it on with ports of their own.
+            .env("OUTPOST_CALLING_ENABLED", "false")
             .env("OUTPOST_HTTP_SHUTDOWN_TIMEOUT_SECS", "5")
             .env("OUTPOST_LOG", "info")
             .stdout(Stdio::null())

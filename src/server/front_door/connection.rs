@@ -33,14 +33,14 @@ enum Next {
     Http(Protocol),
     /// HTTP/1.1: the first request decides.
     FirstRequest,
+    /// TURN over TLS (ALPN `stun.turn`).
+    Turn,
 }
 
 fn by_alpn(protocol: Option<&[u8]>) -> Next {
     match protocol {
         Some(b"h2") => Next::Http(Protocol::Http2),
-        // Issue 4 (TURN over TLS on TCP 443, shared with HTTPS, routed by ALPN): once
-        // the calling relay exists, `super::ALPN` offers `stun.turn` and a connection
-        // that agreed on it goes to the TURN server here, as `Some(b"stun.turn") =>`.
+        Some(b"stun.turn") => Next::Turn,
         Some(b"http/1.1") | None => Next::FirstRequest,
         // rustls agrees only on protocols the listener offers; should another one
         // appear, HTTP/1.1 is what the peer will be answered in.
@@ -76,7 +76,24 @@ where
     match by_alpn(tls.get_ref().1.alpn_protocol()) {
         Next::Http(protocol) => to_http(&*http, Replay::plain(tls), protocol, peer).await,
         Next::FirstRequest => first_request(&shared, &*http, tls, peer).await,
+        Next::Turn => turn(&shared, tls, peer).await,
     }
+}
+
+/// TURN over TLS, served by the calling relay on this connection.
+async fn turn(shared: &Shared, tls: Tls, peer: Option<SocketAddr>) {
+    let (Some(turn), Some(client)) = (shared.turn.get(), peer) else {
+        return;
+    };
+    let Ok(server) = tls.get_ref().0.local_addr() else {
+        return;
+    };
+    let five = crate::calling::allocation::FiveTuple {
+        transport: crate::calling::allocation::Transport::Tls,
+        client,
+        server,
+    };
+    Box::pin(turn.clone().serve_stream(tls, five)).await;
 }
 
 async fn first_request<H>(shared: &Shared, http: &H, mut tls: Tls, peer: Option<SocketAddr>)
@@ -149,6 +166,6 @@ mod tests {
         assert_eq!(by_alpn(Some(b"h2")), Next::Http(Protocol::Http2));
         assert_eq!(by_alpn(Some(b"http/1.1")), Next::FirstRequest);
         assert_eq!(by_alpn(None), Next::FirstRequest);
-        assert_eq!(by_alpn(Some(b"stun.turn")), Next::FirstRequest, "not yet");
+        assert_eq!(by_alpn(Some(b"stun.turn")), Next::Turn);
     }
 }

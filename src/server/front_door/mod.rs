@@ -8,7 +8,9 @@
 //!   keeps no HTTP machinery (actix's dispatcher keeps two 8 KiB buffers per
 //!   connection for the connection's whole life);
 //! - any other HTTP/1.1 connection → the HTTP server, the bytes read to decide given
-//!   back first ([`replay`]).
+//!   back first ([`replay`]);
+//! - ALPN `stun.turn` (offered when `calling.on_https`) → the calling relay's TURN
+//!   over TLS, so TCP 443 serves both.
 //!
 //! The HTTP server is actix-web's `App`, run by actix-http's `HttpService` on the
 //! decrypted stream on actix-server workers — what `HttpServer` does itself — with the
@@ -40,6 +42,9 @@ use tokio::net::TcpStream;
 
 /// The protocols the TLS handshake offers, preferred first.
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+/// The ALPN protocol of TURN over TLS (RFC 7443), offered too when the calling relay
+/// shares the HTTPS port.
+pub const ALPN_TURN: &[u8] = b"stun.turn";
 /// Time a TLS handshake may take (actix-tls's default).
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time the first request's head may take to arrive (actix-web's
@@ -63,6 +68,8 @@ struct Shared {
     /// Headers added to the device stream's `101 Switching Protocols`, as the HTTP
     /// server adds them to every answer.
     headers: &'static [(&'static str, &'static str)],
+    /// The calling relay, once it is started (TURN over TLS by ALPN).
+    turn: Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>>,
 }
 
 /// Bind `config.http.listen` and start serving: the HTTP server built by `app` (as
@@ -72,6 +79,7 @@ pub fn start<F, I, S, B>(
     config: &HttpConfig,
     mut tls: rustls::ServerConfig,
     relay: Arc<Relay>,
+    turn: Option<Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>>>,
     headers: &'static [(&'static str, &'static str)],
     app: F,
 ) -> Result<(actix_server::Server, Vec<SocketAddr>)>
@@ -86,10 +94,14 @@ where
     B: MessageBody + 'static,
 {
     tls.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    if turn.is_some() {
+        tls.alpn_protocols.push(ALPN_TURN.to_vec());
+    }
     let shared = Arc::new(Shared {
         tls: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
         relay,
         headers,
+        turn: turn.unwrap_or_default(),
     });
     let mut builder = actix_server::Server::build()
         .disable_signals()
