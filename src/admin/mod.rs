@@ -27,6 +27,8 @@ pub struct AdminState {
     pub config: Arc<Config>,
     pub limiter: LoginLimiter,
     pub data_dir: PathBuf,
+    /// The calling relay, when it runs (set once it has started).
+    pub turn: Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>>,
 }
 
 /// The path prefix of the admin API.
@@ -91,6 +93,18 @@ pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
                 op(M::PATCH, A::UpdateNetwork, networks::update),
                 op(M::DELETE, A::DeleteNetwork, networks::delete),
             ],
+        ),
+        (
+            "/networks/{network_id}/calls",
+            vec![op(M::GET, A::ListCalls, calling::list_calls)],
+        ),
+        (
+            "/calling",
+            vec![op(M::GET, A::GetCallingStatus, calling::status)],
+        ),
+        (
+            "/calling/secret/rotate",
+            vec![op(M::POST, A::RotateTurnSecret, calling::rotate_secret)],
         ),
         (
             "/networks/{network_id}/settings",

@@ -5,7 +5,7 @@
 //! responses each kind of operation can give, all with the common error body — so the
 //! document states exactly what the server does.
 
-use super::api::{admins, audit, backup, bots, groups, networks, sessions, users};
+use super::api::{admins, audit, backup, bots, calling, groups, networks, sessions, users};
 use super::response::ErrorBody;
 use actix_web::HttpResponse;
 use std::sync::LazyLock;
@@ -19,7 +19,7 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "outpost admin API",
         description = "Administration of an outpost appliance: networks, security groups, users, bots, \
-            admins, the audit log and backups. Every error is `{code, message, details}` with a stable code \
+            admins, the audit log, backups and the calling relay. Every error is `{code, message, details}` with a stable code \
             (docs/ADMIN-API.md). Operation ids are the permission and audit-event names.",
         license(name = "Apache-2.0")
     ),
@@ -36,6 +36,7 @@ use utoipa::{Modify, OpenApi};
         admins::list, admins::create, admins::get, admins::update, admins::delete,
         audit::list, audit::export, audit::verify,
         backup::create,
+        calling::status, calling::rotate_secret, calling::list_calls,
     ),
     components(schemas(ErrorBody, crate::error::FieldProblem, crate::directory::bulk::CsvReport,
         crate::directory::bulk::RowError)),
@@ -49,6 +50,7 @@ use utoipa::{Modify, OpenApi};
         (name = "admins", description = "Admin accounts and roles"),
         (name = "audit", description = "The audit log (F13)"),
         (name = "operations", description = "Backups"),
+        (name = "calling", description = "The calling relay: status, TURN secret rotation and call records (F7)"),
     )
 )]
 struct Doc;

@@ -130,6 +130,10 @@ actions! {
     VerifyAuditLog: true, false;
 
     CreateBackup: true, false;
+
+    GetCallingStatus: true, false;
+    RotateTurnSecret: false, false;
+    ListCalls: true, true;
 }
 
 impl Action {
@@ -170,6 +174,7 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | GetDataRetention
                 | UpdateDataRetention
                 | PutComplianceDevice
+                | ListCalls
         ),
     }
 }
@@ -189,6 +194,10 @@ mod tests {
         assert!(!allows(Role::Auditor, Action::CreateBackup));
         assert!(allows(Role::Compliance, Action::UpdateDataRetention));
         assert!(!allows(Role::Compliance, Action::ListUsers));
+        assert!(allows(Role::Compliance, Action::ListCalls));
+        assert!(allows(Role::Admin, Action::ListCalls));
+        assert!(!allows(Role::Admin, Action::RotateTurnSecret));
+        assert!(allows(Role::Auditor, Action::GetCallingStatus));
         for a in Action::ALL {
             assert_eq!(Action::from_name(a.name()), Some(*a));
             if !a.read_only() {

@@ -20,9 +20,11 @@ use std::sync::{Arc, Mutex};
 pub const CALL_RECORDS: Table<CallRecord> = Table::new(crate::store::schema::CALL_RECORDS);
 
 /// A finished call.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CallRecord {
     pub id: String,
+    /// The network of the user who started the call.
+    pub network_id: String,
     /// The conversation the call was placed in, when the credentials named one.
     pub conversation_id: Option<String>,
     /// Milliseconds since the epoch.
@@ -39,6 +41,7 @@ pub struct CallRecord {
 
 struct Live {
     id: String,
+    network_id: String,
     conversation_id: Option<String>,
     started_at: u64,
     participants: BTreeSet<String>,
@@ -89,8 +92,9 @@ impl Calls {
         );
     }
 
-    /// The call a new allocation of `user` made with `username` joins (its key).
-    pub fn attach(&self, username: &str, user: &str) -> Arc<str> {
+    /// The call a new allocation of `user` (of `network_id`) made with `username` joins
+    /// (its key).
+    pub fn attach(&self, username: &str, user: &str, network_id: &str) -> Arc<str> {
         let conversation = self
             .issued
             .lock()
@@ -104,6 +108,7 @@ impl Calls {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let call = live.entry(key.clone()).or_insert_with(|| Live {
             id: uuid::Uuid::now_v7().to_string(),
+            network_id: network_id.to_string(),
             conversation_id: conversation,
             started_at: now_ms(),
             participants: BTreeSet::new(),
@@ -131,6 +136,7 @@ impl Calls {
         let ended_at = now_ms().max(call.started_at);
         Some(CallRecord {
             id: call.id,
+            network_id: call.network_id,
             conversation_id: call.conversation_id,
             started_at: call.started_at,
             ended_at,
@@ -155,27 +161,36 @@ impl Calls {
             .write(move |tx| CALL_RECORDS.put(tx, &key, &record))
             .await
     }
+}
 
-    /// Finished calls that started in [from_ms, to_ms), oldest first, at most `limit`.
-    pub fn list(&self, from_ms: u64, to_ms: u64, limit: usize) -> Result<Vec<CallRecord>> {
-        let mut out = Vec::new();
-        let from = from_ms.to_be_bytes();
-        self.store.read(|tx| {
-            // Keys are the start time then the id, so every key of a call that started
-            // at `from_ms` or later sorts after the bare 8-byte `from`.
-            CALL_RECORDS.scan_prefix(tx, b"", Some(&from), false, |k, r| {
-                let started = k
-                    .get(..8)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                if started >= to_ms || out.len() >= limit {
-                    return Ok(std::ops::ControlFlow::Break(()));
-                }
+/// Finished calls of `network_id` that started in [from_ms, to_ms), oldest first, at
+/// most `limit`.
+pub fn list(
+    store: &Store,
+    network_id: &str,
+    from_ms: u64,
+    to_ms: u64,
+    limit: usize,
+) -> Result<Vec<CallRecord>> {
+    let mut out = Vec::new();
+    let from = from_ms.to_be_bytes();
+    store.read(|tx| {
+        // Keys are the start time then the id, so every key of a call that started at
+        // `from_ms` or later sorts after the bare 8-byte `from`.
+        CALL_RECORDS.scan_prefix(tx, b"", Some(&from), false, |k, r| {
+            let started = k
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if started >= to_ms || out.len() >= limit {
+                return Ok(std::ops::ControlFlow::Break(()));
+            }
+            if r.network_id == network_id {
                 out.push(r);
-                Ok(std::ops::ControlFlow::Continue(()))
-            })
-        })?;
-        Ok(out)
-    }
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
+    })?;
+    Ok(out)
 }

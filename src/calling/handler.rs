@@ -12,7 +12,7 @@ use super::allocation::{Allocation, ClientPath, FiveTuple, Transport};
 use super::attributes::{Attribute, Family, attr, is_known};
 use super::credentials;
 use super::integrity::long_term_key_md5;
-use super::message::{Class, Message, MessageWriter, Method, TransactionId};
+use super::message::{Class, Message, MessageWriter, Method};
 use super::nonce::NonceCheck;
 use super::peers::Denied;
 use super::registry::Refusal;
@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 /// An authenticated request's sender.
 struct Auth {
     user: Arc<str>,
+    network_id: String,
     username: String,
     key: [u8; 16],
     sha256: bool,
@@ -119,7 +120,7 @@ impl Turn {
         .contains(&method)
         {
             if self.admit_unauthenticated(five) {
-                self.error(out, five, method, tid, 400, None);
+                self.error(out, five, msg, 400);
             }
             return;
         }
@@ -162,18 +163,16 @@ impl Turn {
     }
 
     /// An error answer to an unauthenticated request: no reason phrase over UDP, and the
-    /// realm and a fresh nonce for 401 and 438.
-    fn error(
-        &self,
-        out: &mut Vec<u8>,
-        five: &FiveTuple,
-        method: Method,
-        tid: TransactionId,
-        code: u16,
-        fingerprint: Option<&Message<'_>>,
-    ) {
+    /// realm and a fresh nonce for 401 and 438. With `calling.strict_amplification`, a UDP
+    /// request this answer would outgrow gets no answer at all.
+    fn error(&self, out: &mut Vec<u8>, five: &FiveTuple, request: &Message<'_>, code: u16) {
         out.clear();
-        let mut w = MessageWriter::new(out, method, Class::Error, tid);
+        let mut w = MessageWriter::new(
+            out,
+            request.method(),
+            Class::Error,
+            *request.transaction_id(),
+        );
         let phrase = if five.transport.is_stream() {
             reason(code)
         } else {
@@ -188,10 +187,14 @@ impl Turn {
             let _ = w.attr(&Attribute::Realm(&self.realm));
             let _ = w.attr(&Attribute::Nonce(&nonce));
         }
-        if fingerprint.is_some_and(|m| m.has_fingerprint()) {
+        if request.has_fingerprint() {
             let _ = w.fingerprint();
         }
-        w.finish();
+        let len = w.finish();
+        if self.config.strict_amplification && !five.transport.is_stream() && len > request.len() {
+            m::AMPLIFICATION_REFUSED.inc();
+            out.clear();
+        }
     }
 
     /// The long-term credential check (RFC 8489 §9.2.4) and the caller's policy. On
@@ -202,7 +205,7 @@ impl Turn {
         let sha256 = msg.has_integrity_sha256() && !msg.has_integrity();
         if !msg.has_integrity() && !msg.has_integrity_sha256() {
             if self.admit_unauthenticated(five) {
-                self.error(out, five, method, tid, 401, Some(msg));
+                self.error(out, five, msg, 401);
             }
             return None;
         }
@@ -216,14 +219,14 @@ impl Turn {
             (text(attr::USERNAME), text(attr::REALM), text(attr::NONCE))
         else {
             if self.admit_unauthenticated(five) {
-                self.error(out, five, method, tid, 400, Some(msg));
+                self.error(out, five, msg, 400);
             }
             return None;
         };
         let refuse = |out: &mut Vec<u8>, code: u16, why: &str| {
             m::AUTH_FAILURES.with_label_values(&[why]).inc();
             if self.admit_unauthenticated(five) {
-                self.error(out, five, method, tid, code, Some(msg));
+                self.error(out, five, msg, code);
             }
             None
         };
@@ -267,14 +270,21 @@ impl Turn {
             return refuse(out, 401, "wrong_password");
         };
         // From here on the sender proved the credentials: answers are sealed with its key.
-        let auth = Auth {
+        let mut auth = Auth {
             user: Arc::from(user.user_id),
+            network_id: String::new(),
             username: username.to_string(),
             key,
             sha256,
             fingerprint: msg.has_fingerprint(),
         };
-        let policy_refusal = self.caller_policy(&auth.user, five.transport).err();
+        let policy_refusal = match self.caller_policy(&auth.user, five.transport) {
+            Ok(account) => {
+                auth.network_id = account.user.network_id.clone();
+                None
+            }
+            Err(why) => Some(why),
+        };
         if let Some(why) = policy_refusal {
             m::AUTH_FAILURES.with_label_values(&[why]).inc();
             let code = if why == "unknown_user" { 401 } else { 403 };
@@ -384,7 +394,9 @@ impl Turn {
                 return Err(508);
             }
         };
-        let call = self.calls.attach(&auth.username, &auth.user);
+        let call = self
+            .calls
+            .attach(&auth.username, &auth.user, &auth.network_id);
         let alloc = Arc::new(Allocation::new(
             self.registry.next_id(),
             *five,
@@ -568,7 +580,11 @@ impl Turn {
     }
 
     /// Whether `user` may hold an allocation over `transport` now: Err(metric reason).
-    pub fn caller_policy(&self, user: &str, transport: Transport) -> Result<(), &'static str> {
+    pub fn caller_policy(
+        &self,
+        user: &str,
+        transport: Transport,
+    ) -> Result<Arc<crate::relay::roster::Account>, &'static str> {
         let account = match self.relay.roster.account(user) {
             Ok(Some(a)) => a,
             Ok(None) => return Err("unknown_user"),
@@ -586,6 +602,6 @@ impl Turn {
         if account.policy.force_tcp_calls && transport == Transport::Udp {
             return Err("tcp_required");
         }
-        Ok(())
+        Ok(account)
     }
 }

@@ -95,6 +95,11 @@ pub struct CallingConfig {
     pub max_lifetime_secs: u32,
     /// Seconds a nonce stays fresh before clients get 438 Stale Nonce.
     pub nonce_lifetime_secs: u64,
+    /// Never answer an unauthenticated UDP request with more bytes than it had. The
+    /// authentication challenge (ERROR-CODE, REALM, NONCE: 64 bytes with a 9-character
+    /// realm) is larger than the first Allocate of most clients, browsers included, so
+    /// this locks them out of UDP (they fall back to TURN over TCP/TLS).
+    pub strict_amplification: bool,
 }
 
 impl Default for CallingConfig {
@@ -122,6 +127,7 @@ impl Default for CallingConfig {
             unauthenticated_per_second: 20,
             max_lifetime_secs: 3600,
             nonce_lifetime_secs: 600,
+            strict_amplification: false,
         }
     }
 }

@@ -343,6 +343,14 @@ pub mod calling {
         .expect("valid counter"))
     });
 
+    pub static AMPLIFICATION_REFUSED: LazyLock<IntCounter> = LazyLock::new(|| {
+        reg(IntCounter::new(
+            "outpost_turn_amplification_refused_total",
+            "Unauthenticated UDP requests left unanswered because the answer would be larger (calling.strict_amplification).",
+        )
+        .expect("valid counter"))
+    });
+
     pub static CALLS: LazyLock<IntCounter> = LazyLock::new(|| {
         reg(IntCounter::new(
             "outpost_turn_calls_total",
@@ -402,6 +410,7 @@ pub fn init() {
     LazyLock::force(&calling::QUOTA_REFUSALS);
     LazyLock::force(&calling::RATE_LIMITED);
     LazyLock::force(&calling::CALLS);
+    LazyLock::force(&calling::AMPLIFICATION_REFUSED);
 }
 
 /// The text exposition of every registered metric.

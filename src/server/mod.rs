@@ -53,11 +53,15 @@ pub async fn serve(config: Config) -> Result<()> {
     let first = bootstrap::run(&store, &config, bootstrap::password_from_environment()?)?;
     crate::metrics::init();
 
+    // The calling relay starts once the HTTPS listeners are bound (it must know them);
+    // the admin API, the client API and the front door find it here.
+    let turn_slot: Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>> = Arc::default();
     let admin_state = web::Data::new(AdminState {
         store: store.clone(),
         config: config.clone(),
         limiter: LoginLimiter::new(config.admin.login_attempts_per_minute),
         data_dir: config.data_dir.clone(),
+        turn: turn_slot.clone(),
     });
     let health = web::Data::new(Arc::new(Health {
         store: store.clone(),
@@ -72,9 +76,6 @@ pub async fn serve(config: Config) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("{}", e.message))?,
     );
     let relay_data = web::Data::new(relay.clone());
-    // The calling relay starts once the HTTPS listeners are bound (it must know them);
-    // the client API and the front door find it here.
-    let turn_slot: Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>> = Arc::default();
     let client_api = web::Data::new(crate::api::ClientApi {
         relay: relay.clone(),
         limiter: LoginLimiter::new(config.relay.login_attempts_per_minute),

@@ -6,6 +6,7 @@ pub mod admins;
 pub mod audit;
 pub mod backup;
 pub mod bots;
+pub mod calling;
 pub mod groups;
 pub mod networks;
 pub mod sessions;
