@@ -1223,7 +1223,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    #[ignore = "prints the Markdown of PROTOCOL.md §7"]
+    #[ignore = "prints the Markdown of PROTOCOL.md §8"]
     fn print_test_vectors() {
         println!("{}", vectors_markdown());
     }
@@ -1233,7 +1233,7 @@ pub(crate) mod tests {
         let doc = include_str!("../../docs/PROTOCOL.md");
         assert!(
             doc.contains(&vectors_markdown()),
-            "docs/PROTOCOL.md §7 is out of date: regenerate it with the print_test_vectors test"
+            "docs/PROTOCOL.md §8 is out of date: regenerate it with the print_test_vectors test"
         );
     }
 }
