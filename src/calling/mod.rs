@@ -8,7 +8,9 @@
 //! - [`integrity`]: key derivation, MESSAGE-INTEGRITY(-SHA256) and FINGERPRINT;
 //! - [`turn`]: TURN methods, ChannelData frames and the transport/family constants;
 //! - [`framing`]: demultiplexing a datagram and splitting a TCP/TLS stream into whole frames;
-//! - [`credentials`]: TURN REST API credentials (`expiry:user-id`, base64 HMAC-SHA1).
+//! - [`credentials`]: TURN REST API credentials (`expiry:user-id`, base64 HMAC-SHA1);
+//! - [`client`]: a TURN client on tokio (UDP, TCP, TLS) for the integration tests and the
+//!   benchmark, checked against coturn.
 //!
 //! The server:
 //! - [`server`]: binding the relay range and listeners, the shared state ([`Turn`]),
@@ -29,6 +31,7 @@
 pub mod allocation;
 pub mod attributes;
 pub mod calls;
+pub mod client;
 pub mod credentials;
 pub mod datapath;
 pub mod error;
