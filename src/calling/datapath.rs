@@ -93,16 +93,23 @@ impl Traffic {
         }
     }
 
-    fn relayed(&self, dir: Dir, a: &Allocation, len: usize) {
-        let t = transport_index(a.five.transport);
-        self.packets[dir as usize][t].inc();
-        self.bytes[dir as usize][t].inc_by(len as u64);
+    /// Counts a packet on its allocation. Called before the packet leaves, so a client
+    /// that has received it and ends the allocation at once still finds it counted in the
+    /// call record.
+    fn on_allocation(&self, dir: Dir, a: &Allocation, len: usize) {
         let (p, b) = match dir {
             Dir::ToPeer => (&a.counters.to_peer_packets, &a.counters.to_peer_bytes),
             Dir::ToClient => (&a.counters.to_client_packets, &a.counters.to_client_bytes),
         };
         p.fetch_add(1, Ordering::Relaxed);
         b.fetch_add(len as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a relayed packet in the metrics.
+    fn relayed(&self, dir: Dir, a: &Allocation, len: usize) {
+        let t = transport_index(a.five.transport);
+        self.packets[dir as usize][t].inc();
+        self.bytes[dir as usize][t].inc_by(len as u64);
     }
 
     fn dropped(&self, why: DropReason) {
@@ -248,6 +255,7 @@ impl Turn {
         now: Instant,
         scratch: &mut Scratch,
     ) {
+        self.traffic.on_allocation(Dir::ToPeer, a, data.len());
         self.traffic.relayed(Dir::ToPeer, a, data.len());
         if let Some(port) = self.registry.own_relay(&peer) {
             // Another allocation of this appliance: hand the packet over.
@@ -346,6 +354,7 @@ impl Turn {
                 &spare[..]
             }
         };
+        self.traffic.on_allocation(Dir::ToClient, target, n);
         let sent = match &target.path {
             ClientPath::Udp(socket) => socket.try_send_to(frame, target.five.client).is_ok(),
             ClientPath::Stream(tx) => tx.try_send(Bytes::copy_from_slice(frame)).is_ok(),

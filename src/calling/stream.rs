@@ -92,7 +92,16 @@ impl Turn {
             loop {
                 match framing::frame_len(&buf[start..]) {
                     Ok(Some(len)) if buf.len() - start >= len => {
-                        self.on_client_packet(&five, &path, &buf[start..start + len], &mut scratch);
+                        let frame = &buf[start..start + len];
+                        self.on_client_packet(&five, &path, frame, &mut scratch);
+                        // An answered request may have made the allocation: from then on
+                        // the connection lives as long as it does.
+                        if !had_allocation
+                            && framing::classify(frame[0]) == framing::Kind::Stun
+                            && self.registry.get(&five).is_some()
+                        {
+                            had_allocation = true;
+                        }
                         start += len;
                         if !scratch.out.is_empty() {
                             let answer = Bytes::copy_from_slice(&scratch.out);
