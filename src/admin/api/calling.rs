@@ -37,8 +37,8 @@ pub struct Listeners {
 
 fn turn(state: &State) -> Result<&std::sync::Arc<crate::calling::Turn>> {
     state.turn.get().ok_or_else(|| {
-        Error::unavailable(
-            "calling_unavailable",
+        Error::conflict(
+            "calling_disabled",
             "the calling relay is not running on this appliance (calling.enabled = false)",
         )
     })
@@ -100,7 +100,9 @@ pub struct SecretRotated {
 
 #[utoipa::path(post, path = "/calling/secret/rotate", operation_id = "RotateTurnSecret",
     tag = "calling", responses((status = 200, body = SecretRotated,
-        description = "A new TURN REST secret is in force; the previous one stays valid for the overlap.")))]
+        description = "A new TURN REST secret is in force; the previous one stays valid for the overlap. \
+            409 `calling_disabled` when the calling relay does not run, `secret_from_config` when \
+            calling.secret sets the secret.")))]
 pub async fn rotate_secret(state: State) -> Result<HttpResponse> {
     let until = turn(&state)?.secrets.rotate().await?;
     Ok(ok(&SecretRotated {
@@ -114,9 +116,11 @@ pub async fn rotate_secret(state: State) -> Result<HttpResponse> {
 pub struct CallsQuery {
     /// Calls that started at or after this time (RFC 3339, UTC); default: 24 hours ago.
     pub from: Option<chrono::DateTime<chrono::Utc>>,
-    /// Calls that started before this time (RFC 3339, UTC); default: now.
+    /// Calls that started before this time (RFC 3339, UTC); default: now. A `to` before
+    /// `from` selects nothing.
     pub to: Option<chrono::DateTime<chrono::Utc>>,
     /// At most this many (1–1000, default 100), oldest first.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -138,15 +142,9 @@ pub async fn list_calls(
     let to = query.to.unwrap_or(now);
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(Error::invalid(
-            "invalid_limit",
+        return Err(Error::bad_request(
+            "invalid_query",
             "limit must be between 1 and 1000",
-        ));
-    }
-    if to < from {
-        return Err(Error::invalid(
-            "invalid_range",
-            "`to` must not be before `from`",
         ));
     }
     let ms = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis().max(0) as u64;
