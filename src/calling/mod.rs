@@ -1,20 +1,23 @@
 //! The calling relay (PRODUCT.md F7, issue 4): a standards TURN server (RFC 8656 over
 //! STUN, RFC 8489) inside the appliance.
 //!
-//! This first part is the wire codec and the credentials, with no sockets yet:
+//! This first part is the wire codec, the credentials and a client for tests; no server yet:
 //! - [`error`]: the one error type for malformed input ([`CodecError`]);
 //! - [`message`]: STUN message header, the zero-copy reader and the writer;
 //! - [`attributes`]: the attribute catalogue (STUN and TURN), typed values, decoding and encoding;
 //! - [`integrity`]: key derivation, MESSAGE-INTEGRITY(-SHA256) and FINGERPRINT;
 //! - [`turn`]: TURN methods, ChannelData frames and the transport/family constants;
 //! - [`framing`]: demultiplexing a datagram and splitting a TCP/TLS stream into whole frames;
-//! - [`credentials`]: TURN REST API credentials (`expiry:user-id`, base64 HMAC-SHA1).
+//! - [`credentials`]: TURN REST API credentials (`expiry:user-id`, base64 HMAC-SHA1);
+//! - [`client`]: a TURN client on tokio (UDP, TCP, TLS) for the integration tests and the
+//!   benchmark, checked against coturn.
 //!
 //! The codec is written by hand, without a STUN crate: it sits on the relay's per-packet hot
 //! path, where the relay must spend fewer CPU cycles per packet than coturn. Reading never
 //! allocates (attributes borrow from the packet) and never panics on any input.
 
 pub mod attributes;
+pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod framing;
