@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use outpost::calling::attributes::Attribute;
 use outpost::calling::client::{
-    AllocateOptions, Incoming, Retransmit, TlsSettings, Transport, TurnClient, TurnError,
+    AllocateOptions, Family, Incoming, Retransmit, TlsSettings, Transport, TurnClient, TurnError,
 };
 use outpost::calling::credentials::{self, Secret};
 use outpost::calling::message::{Class, Message, MessageWriter, Method};
@@ -376,6 +376,31 @@ async fn an_unsupported_transport_is_442() {
         .await
         .expect_err("allocated an ICMP relay");
     assert_eq!(e.code(), Some(400), "{e}");
+}
+
+#[tokio::test]
+async fn address_family_and_dont_fragment_options_reach_the_server() {
+    let coturn = Coturn::start();
+    // Only an IPv4 relay address is configured.
+    let mut c = coturn.client("udp", "grace").await;
+    let e = c
+        .allocate(&AllocateOptions {
+            family: Some(Family::V6),
+            ..AllocateOptions::default()
+        })
+        .await
+        .expect_err("allocated an IPv6 relay");
+    assert_eq!(e.code(), Some(440), "{e}");
+    let a = c
+        .allocate(&AllocateOptions {
+            family: Some(Family::V4),
+            dont_fragment: true,
+            ..AllocateOptions::default()
+        })
+        .await
+        .expect("IPv4 with DONT-FRAGMENT");
+    assert!(a.relayed.is_ipv4());
+    c.release().await.expect("release");
 }
 
 #[tokio::test]

@@ -62,6 +62,11 @@ impl Server {
     /// Spawn `outpost serve --data-dir DIR` on `127.0.0.1:0` and return at once; the
     /// clock for [`Server::wait_ready`] starts just before the spawn.
     pub fn spawn(data_dir: &Path) -> Result<Server> {
+        Server::spawn_with(data_dir, None)
+    }
+
+    /// [`Server::spawn`] with `--config FILE` (the rest of the settings as there).
+    pub fn spawn_with(data_dir: &Path, config: Option<&Path>) -> Result<Server> {
         let notify_dir = tempfile::Builder::new()
             .prefix("outpost-bench-notify")
             .tempdir()
@@ -87,6 +92,9 @@ impl Server {
 
         let mut cmd = Command::new(OUTPOST);
         cmd.arg("serve").arg("--data-dir").arg(data_dir);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
         // Only our settings: an inherited OUTPOST_* variable could change the server.
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("OUTPOST_") {
@@ -155,7 +163,12 @@ impl Server {
 
     /// Spawn a server and wait until it has said READY=1.
     pub fn start(data_dir: &Path) -> Result<Server> {
-        let mut s = Server::spawn(data_dir)?;
+        Server::start_with(data_dir, None)
+    }
+
+    /// [`Server::start`] with `--config FILE`.
+    pub fn start_with(data_dir: &Path, config: Option<&Path>) -> Result<Server> {
+        let mut s = Server::spawn_with(data_dir, config)?;
         s.wait_ready()?;
         Ok(s)
     }

@@ -27,6 +27,7 @@ mod incoming;
 mod retransmit;
 mod transport;
 
+pub use crate::calling::attributes::Family;
 pub use allocation::{AllocateOptions, Allocation};
 pub use error::TurnError;
 pub use incoming::Incoming;
@@ -198,9 +199,11 @@ impl TurnClient {
         Ok(granted)
     }
 
-    /// Deletes the allocation (a Refresh with lifetime 0).
+    /// Deletes the allocation (a Refresh with lifetime 0; the answer's LIFETIME, which
+    /// some servers leave out here, is not needed).
     pub async fn release(&mut self) -> Result<(), TurnError> {
-        self.refresh(0).await?;
+        self.request(Method::REFRESH, &[Attribute::Lifetime(0)])
+            .await?;
         self.allocation = None;
         Ok(())
     }
