@@ -10,6 +10,7 @@
 
 use super::allocation::{Allocation, ClientPath, Drop, FiveTuple, Transport};
 use super::attributes::{Attribute, attr};
+use super::batch::{Batch, Outbox};
 use super::framing::{Kind, classify};
 use super::message::{Class, Message, MessageWriter, Method};
 use super::registry::RelayPort;
@@ -26,8 +27,6 @@ use tokio::net::UdpSocket;
 
 /// Room in front of a received datagram for the frame header that carries it to the client.
 pub const HEADROOM: usize = 4;
-/// Largest UDP payload.
-const MAX_DATAGRAM: usize = 65_535;
 
 /// Pre-resolved traffic counters (a label lookup per packet would cost more than the
 /// packet's relaying).
@@ -112,6 +111,25 @@ impl Traffic {
         self.bytes[dir as usize][t].inc_by(len as u64);
     }
 
+    /// The tag a queued datagram carries to its flush.
+    fn tag(dir: Dir, a: &Allocation, len: usize) -> u32 {
+        ((dir as u32) << 31)
+            | ((transport_index(a.five.transport) as u32) << 29)
+            | (len as u32 & 0x1FFF_FFFF)
+    }
+
+    /// Counts a datagram a flush sent (or could not).
+    fn flushed(&self, tag: u32, ok: bool) {
+        if !ok {
+            self.dropped(DropReason::QueueFull);
+            return;
+        }
+        let dir = (tag >> 31) as usize;
+        let t = ((tag >> 29) & 3) as usize;
+        self.packets[dir][t].inc();
+        self.bytes[dir][t].inc_by(u64::from(tag & 0x1FFF_FFFF));
+    }
+
     fn dropped(&self, why: DropReason) {
         self.dropped[why as usize].inc();
     }
@@ -131,6 +149,8 @@ pub struct Scratch {
     frame: Vec<u8>,
     /// A Data indication being built.
     spare: Vec<u8>,
+    /// Relayed datagrams waiting for the end of the batch ([`Turn::flush`]).
+    pub outbox: Outbox,
 }
 
 impl Scratch {
@@ -139,6 +159,7 @@ impl Scratch {
             out: Vec::with_capacity(1500),
             frame: Vec::with_capacity(2048),
             spare: Vec::with_capacity(2048),
+            outbox: Outbox::default(),
         }
     }
 }
@@ -155,25 +176,38 @@ impl Turn {
         let Ok(local) = socket.local_addr() else {
             return;
         };
+        let mut batch = match Batch::new(&socket) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, %local, "cannot serve a STUN/TURN listener");
+                return;
+            }
+        };
         let path = ClientPath::Udp(socket.clone());
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut scratch = Scratch::new();
         loop {
-            let (n, from) = match socket.recv_from(&mut buf).await {
-                Ok(r) => r,
-                // ICMP errors from earlier sends surface here; they concern one client.
-                Err(_) => continue,
+            let n = match batch.recv(&socket).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, %local, "STUN/TURN listener receive failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
             };
-            let five = FiveTuple {
-                transport: Transport::Udp,
-                client: from,
-                server: local,
-            };
-            self.on_client_packet(&five, &path, &buf[..n], &mut scratch);
-            if !scratch.out.is_empty() {
-                let _ = socket.try_send_to(&scratch.out, from);
-                scratch.out.clear();
+            for i in 0..n {
+                let (from, slot, len) = batch.datagram(i);
+                let five = FiveTuple {
+                    transport: Transport::Udp,
+                    client: from,
+                    server: local,
+                };
+                self.on_client_packet(&five, &path, &slot[HEADROOM..HEADROOM + len], &mut scratch);
+                if !scratch.out.is_empty() {
+                    let _ = socket.try_send_to(&scratch.out, from);
+                    scratch.out.clear();
+                }
             }
+            self.flush(&mut scratch.outbox);
         }
     }
 
@@ -256,8 +290,8 @@ impl Turn {
         scratch: &mut Scratch,
     ) {
         self.traffic.on_allocation(Dir::ToPeer, a, data.len());
-        self.traffic.relayed(Dir::ToPeer, a, data.len());
         if let Some(port) = self.registry.own_relay(&peer) {
+            self.traffic.relayed(Dir::ToPeer, a, data.len());
             // Another allocation of this appliance: hand the packet over.
             let Some(target) = port.route(a.relayed, Some(a.id), now) else {
                 self.traffic.dropped(DropReason::NoAllocation);
@@ -276,38 +310,61 @@ impl Turn {
                 data.len(),
                 now,
                 &mut scratch.spare,
+                &mut scratch.outbox,
             );
             scratch.frame = taken;
             return;
         }
-        let _ = self.registry.port_of(a).socket.try_send_to(data, peer);
+        let tag = Traffic::tag(Dir::ToPeer, a, data.len());
+        scratch
+            .outbox
+            .push(&self.registry.port_of(a).socket, peer, data, tag);
+    }
+
+    /// Sends the datagrams a batch queued.
+    pub fn flush(&self, outbox: &mut Outbox) {
+        if !outbox.is_empty() {
+            outbox.flush(|(tag, ok)| self.traffic.flushed(tag, ok));
+        }
     }
 
     /// Serves one relay port: datagrams from peers, to their allocations' clients.
     pub(super) async fn relay_port_loop(self: Arc<Self>, port: Arc<RelayPort>) {
-        let mut buf = vec![0u8; HEADROOM + MAX_DATAGRAM + 3];
+        let mut batch = match Batch::new(&port.socket) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, port = %port.advertised, "cannot serve a relay port");
+                return;
+            }
+        };
         let mut spare = Vec::with_capacity(2048);
+        let mut outbox = Outbox::default();
         loop {
-            let (n, peer) = match port
-                .socket
-                .recv_from(&mut buf[HEADROOM..HEADROOM + MAX_DATAGRAM])
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => continue,
+            let n = match batch.recv(&port.socket).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, port = %port.advertised, "relay port receive failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
             };
             let now = Instant::now();
-            let Some(target) = port.route(peer, None, now) else {
-                self.traffic.dropped(DropReason::NoAllocation);
-                continue;
-            };
-            self.deliver(&target, peer, &mut buf, n, now, &mut spare);
+            for i in 0..n {
+                let (peer, slot, len) = batch.datagram(i);
+                let Some(target) = port.route(peer, None, now) else {
+                    self.traffic.dropped(DropReason::NoAllocation);
+                    continue;
+                };
+                self.deliver(&target, peer, slot, len, now, &mut spare, &mut outbox);
+            }
+            self.flush(&mut outbox);
         }
     }
 
     /// Delivers `n` bytes of data from `peer` to `target`'s client. The data sits at
     /// `buf[HEADROOM..HEADROOM + n]`, with 3 spare bytes after it; `spare` is a buffer
-    /// for a Data indication.
+    /// for a Data indication. UDP clients' datagrams wait in `outbox` for the batch's end.
+    #[allow(clippy::too_many_arguments)]
     fn deliver(
         &self,
         target: &Allocation,
@@ -316,6 +373,7 @@ impl Turn {
         n: usize,
         now: Instant,
         spare: &mut Vec<u8>,
+        outbox: &mut Outbox,
     ) {
         let channel = match target.inbound(peer, n, now) {
             Ok(c) => c,
@@ -355,14 +413,18 @@ impl Turn {
             }
         };
         self.traffic.on_allocation(Dir::ToClient, target, n);
-        let sent = match &target.path {
-            ClientPath::Udp(socket) => socket.try_send_to(frame, target.five.client).is_ok(),
-            ClientPath::Stream(tx) => tx.try_send(Bytes::copy_from_slice(frame)).is_ok(),
-        };
-        if sent {
-            self.traffic.relayed(Dir::ToClient, target, n);
-        } else {
-            self.traffic.dropped(DropReason::QueueFull);
+        match &target.path {
+            ClientPath::Udp(socket) => {
+                let tag = Traffic::tag(Dir::ToClient, target, n);
+                outbox.push(socket, target.five.client, frame, tag);
+            }
+            ClientPath::Stream(tx) => {
+                if tx.try_send(Bytes::copy_from_slice(frame)).is_ok() {
+                    self.traffic.relayed(Dir::ToClient, target, n);
+                } else {
+                    self.traffic.dropped(DropReason::QueueFull);
+                }
+            }
         }
     }
 }

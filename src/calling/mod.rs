@@ -17,7 +17,7 @@
 //!   expiry and policy sweeps;
 //! - [`handler`]: Binding, Allocate, Refresh, CreatePermission, ChannelBind and the
 //!   long-term-credential check;
-//! - [`datapath`]: relayed packets in both directions;
+//! - [`datapath`]: relayed packets in both directions, received in batches ([`batch`]);
 //! - [`stream`]: TURN over TCP and TLS connections;
 //! - [`allocation`], [`registry`]: one allocation's state, and the table of them with the
 //!   shared relay ports;
@@ -30,6 +30,7 @@
 
 pub mod allocation;
 pub mod attributes;
+pub mod batch;
 pub mod calls;
 pub mod client;
 pub mod credentials;

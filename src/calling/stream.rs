@@ -117,6 +117,7 @@ impl Turn {
                     Err(_) => break 'conn,
                 }
             }
+            self.flush(&mut scratch.outbox);
             buf.drain(..start);
             let mut chunk = [0u8; 4096];
             tokio::select! {
