@@ -26,6 +26,10 @@ const QUEUE: usize = 1024;
 const NO_ALLOCATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time the TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes of queued frames the writer gathers into one write.
+const WRITE_COALESCE: usize = 64 * 1024;
+/// Bytes read from the connection at a time.
+const READ_CHUNK: usize = 16 * 1024;
 /// Largest frame: a STUN message or ChannelData with its header and padding.
 const MAX_FRAME: usize = 65_535 + 20;
 
@@ -72,26 +76,39 @@ impl Turn {
     {
         let (mut rd, mut wr) = tokio::io::split(io);
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+        // The writer sends what has queued up in one write: one system call (and one TLS
+        // record) for many frames when the relay is busy.
         let writer = tokio::spawn(async move {
+            let mut out: Vec<u8> = Vec::with_capacity(WRITE_COALESCE);
             while let Some(frame) = rx.recv().await {
-                if wr.write_all(&frame).await.is_err() {
+                out.extend_from_slice(&frame);
+                while out.len() < WRITE_COALESCE {
+                    match rx.try_recv() {
+                        Ok(f) => out.extend_from_slice(&f),
+                        Err(_) => break,
+                    }
+                }
+                if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
                     return;
                 }
+                out.clear();
             }
             let _ = wr.shutdown().await;
         });
         let path = ClientPath::Stream(tx.clone());
-        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        // Received bytes are `buf[start..end]`; the buffer grows only for a frame larger
+        // than it (up to MAX_FRAME).
+        let mut buf: Vec<u8> = vec![0; READ_CHUNK];
+        let (mut start, mut end) = (0usize, 0usize);
         let mut scratch = Scratch::new();
         let opened = Instant::now();
         let mut had_allocation = false;
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         'conn: loop {
             // Serve every whole frame in the buffer.
-            let mut start = 0;
             loop {
-                match framing::frame_len(&buf[start..]) {
-                    Ok(Some(len)) if buf.len() - start >= len => {
+                match framing::frame_len(&buf[start..end]) {
+                    Ok(Some(len)) if end - start >= len => {
                         let frame = &buf[start..start + len];
                         self.on_client_packet(&five, &path, frame, &mut scratch);
                         // An answered request may have made the allocation: from then on
@@ -112,20 +129,37 @@ impl Turn {
                         }
                     }
                     Ok(Some(len)) if len > MAX_FRAME => break 'conn,
-                    Ok(_) => break,
+                    Ok(Some(len)) => {
+                        // A frame larger than the room left: make room for it.
+                        if buf.len() - start < len {
+                            buf.copy_within(start..end, 0);
+                            (start, end) = (0, end - start);
+                            if buf.len() < len {
+                                buf.resize(len, 0);
+                            }
+                        }
+                        break;
+                    }
+                    Ok(None) => break,
                     // Not TURN: the stream cannot be resynchronised.
                     Err(_) => break 'conn,
                 }
             }
             self.flush(&mut scratch.outbox);
-            buf.drain(..start);
-            let mut chunk = [0u8; 4096];
-            tokio::select! {
-                read = rd.read(&mut chunk) => match read {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                },
-                _ = tick.tick() => {
+            if start == end {
+                (start, end) = (0, 0);
+            } else if end == buf.len() {
+                buf.copy_within(start..end, 0);
+                (start, end) = (0, end - start);
+            }
+            let read = tokio::select! {
+                read = rd.read(&mut buf[end..]) => Some(read),
+                _ = tick.tick() => None,
+            };
+            match read {
+                Some(Ok(0)) | Some(Err(_)) => break,
+                Some(Ok(n)) => end += n,
+                None => {
                     let has = self.registry.get(&five).is_some();
                     if has {
                         had_allocation = true;
