@@ -5,36 +5,17 @@
 
 mod common;
 
-use common::people::{Person, person};
-use common::{Api, Server};
-use serde_json::{Value, json};
+use common::Server;
+use common::calling::{alice, credentials, port_of, user_pass};
+use common::people::person;
+use serde_json::json;
 use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
-/// Relay ranges handed to this binary's servers, so servers running side by side never
-/// share one.
-static NEXT_RANGE: AtomicU16 = AtomicU16::new(0);
-
-/// A server with the calling relay on ephemeral listener ports and a relay range of its
-/// own; `extra` adds or overrides settings.
+/// A calling server for this binary (relay ranges from 10000).
 fn calling_server(extra: &[(&str, &str)]) -> Server {
-    let n = NEXT_RANGE.fetch_add(1, Ordering::Relaxed);
-    let min = 10_000 + n * 250;
-    let (min, max) = (min.to_string(), (min + 200).to_string());
-    let mut env: Vec<(&str, &str)> = vec![
-        ("OUTPOST_CALLING_ENABLED", "true"),
-        ("OUTPOST_CALLING_LISTEN", "127.0.0.1:0"),
-        ("OUTPOST_CALLING_TLS_LISTEN", "127.0.0.1:0"),
-        ("OUTPOST_CALLING_RELAY_PORT_MIN", &min),
-        ("OUTPOST_CALLING_RELAY_PORT_MAX", &max),
-        // The echo peer runs on this host.
-        ("OUTPOST_CALLING_ALLOW_LOOPBACK_PEERS", "true"),
-        ("OUTPOST_LOG", "info,outpost::calling=debug"),
-    ];
-    env.extend_from_slice(extra);
-    Server::builder().envs(&env).start()
+    common::calling::calling_server(10_000, extra)
 }
 
 /// coturn's UDP echo peer on a free port (it also takes the next one).
@@ -78,31 +59,6 @@ impl Drop for EchoPeer {
     }
 }
 
-/// TURN credentials and ICE URLs from the client API.
-fn credentials(p: &Person, body: Value) -> Value {
-    p.api.post("/api/v1/calls/turn-credentials", &body).ok()
-}
-
-/// The port of the first ICE URL with `prefix` (`turn:`, `turns:`) and `transport`.
-fn port_of(creds: &Value, prefix: &str, transport: &str) -> Option<u16> {
-    creds["ice_servers"][0]["urls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|u| u.as_str())
-        .find(|u| u.starts_with(prefix) && u.ends_with(&format!("transport={transport}")))
-        .map(|u| {
-            u.split('?')
-                .next()
-                .unwrap()
-                .rsplit(':')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-}
-
 /// Runs `turnutils_uclient`; returns (success, output).
 fn uclient(args: &[&str]) -> (bool, String) {
     let out = Command::new("turnutils_uclient")
@@ -137,14 +93,9 @@ fn figures(out: &str) -> (u64, u64, u64) {
 #[test]
 fn coturn_tools_relay_through_outpost_over_udp_tcp_and_tls() {
     let server = calling_server(&[]);
-    let owner = server.owner();
-    let network = owner.first_network();
-    let alice = person(&server, &owner, &network, "alice@example.com");
-    let creds = credentials(&alice, json!({}));
-    let (user, pass) = (
-        creds["username"].as_str().unwrap(),
-        creds["credential"].as_str().unwrap(),
-    );
+    let (alice, creds) = alice(&server);
+    let (user, pass) = user_pass(&creds);
+    let (user, pass) = (user.as_str(), pass.as_str());
     assert!(
         user.ends_with(&format!(":{}", alice.user_id)),
         "TURN REST username: {user}"
@@ -225,51 +176,36 @@ fn coturn_tools_relay_through_outpost_over_udp_tcp_and_tls() {
 fn a_wrong_secret_and_a_loopback_peer_are_refused_by_default() {
     // The default peer policy: no loopback peers.
     let server = calling_server(&[("OUTPOST_CALLING_ALLOW_LOOPBACK_PEERS", "false")]);
-    let owner = server.owner();
-    let network = owner.first_network();
-    let alice = person(&server, &owner, &network, "alice@example.com");
-    let creds = credentials(&alice, json!({}));
-    let user = creds["username"].as_str().unwrap();
+    let (_, creds) = alice(&server);
+    let (user, pass) = user_pass(&creds);
+    let (user, pass) = (user.as_str(), pass.as_str());
     let udp = port_of(&creds, "turn:", "udp").unwrap().to_string();
     let peer = EchoPeer::start();
     let peer_port = peer.port.to_string();
-    let (ok, out) = uclient(&[
-        "-c",
-        "-n",
-        "5",
-        "-e",
-        "127.0.0.1",
-        "-r",
-        &peer_port,
-        "-u",
-        user,
-        "-w",
-        "not-the-password",
-        "-p",
-        &udp,
-        "127.0.0.1",
-    ]);
-    assert!(!ok, "a wrong password must not allocate:\n{out}");
+    let refused = |password: &str| {
+        let (ok, out) = uclient(&[
+            "-c",
+            "-n",
+            "5",
+            "-e",
+            "127.0.0.1",
+            "-r",
+            &peer_port,
+            "-u",
+            user,
+            "-w",
+            password,
+            "-p",
+            &udp,
+            "127.0.0.1",
+        ]);
+        assert!(!ok, "turnutils_uclient must fail:\n{out}");
+        out
+    };
+    let out = refused("not-the-password");
     assert!(out.contains("Cannot complete Allocation"), "{out}");
-    let pass = creds["credential"].as_str().unwrap();
-    let (ok, out) = uclient(&[
-        "-c",
-        "-n",
-        "5",
-        "-e",
-        "127.0.0.1",
-        "-r",
-        &peer_port,
-        "-u",
-        user,
-        "-w",
-        pass,
-        "-p",
-        &udp,
-        "127.0.0.1",
-    ]);
-    assert!(!ok, "a loopback peer must be refused:\n{out}");
-    assert!(out.contains("403"), "{out}");
+    let out = refused(pass);
+    assert!(out.contains("403"), "a loopback peer is refused: {out}");
     let metrics = server.anon().get("/metrics").text;
     assert!(
         metrics.contains("outpost_turn_auth_failures_total{reason=\"wrong_password\"}"),
@@ -319,7 +255,6 @@ fn credentials_follow_the_security_group_calling_policy() {
         &network,
         json!({"calling": {"audio": false, "video": false}}),
     );
-    let _: &Api = &alice.api;
     alice
         .api
         .post("/api/v1/calls/turn-credentials", &json!({}))

@@ -8,7 +8,8 @@
 mod common;
 
 use common::Server;
-use common::people::{Person, person};
+use common::calling::{LOCALHOST, SECRET, alice, credentials, relay_range, server_addr, user_pass};
+use common::people::person;
 use outpost::calling::attributes::{Attribute, Family};
 use outpost::calling::client::{
     AllocateOptions, Incoming, Retransmit, TlsSettings, Transport, TurnClient, TurnError,
@@ -16,35 +17,17 @@ use outpost::calling::client::{
 use outpost::calling::credentials::{self, Secret};
 use outpost::calling::message::{Class, Message, MessageWriter, Method};
 use serde_json::{Value, json};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const WAIT: Duration = Duration::from_secs(5);
-/// The secret of servers whose tests make credentials themselves.
-const SECRET: &str = "calling-flows-test-secret";
 
-/// Relay ranges for this binary's servers (`tests/calling.rs` uses 10000–13999).
-static NEXT_RANGE: AtomicU16 = AtomicU16::new(0);
-
+/// A calling server for this binary (relay ranges from 14000; `tests/calling.rs` uses
+/// 10000–13999).
 fn calling_server(extra: &[(&str, &str)]) -> Server {
-    let n = NEXT_RANGE.fetch_add(1, Ordering::Relaxed);
-    let min = 14_000 + n * 250;
-    let (min, max) = (min.to_string(), (min + 200).to_string());
-    let mut env: Vec<(&str, &str)> = vec![
-        ("OUTPOST_CALLING_ENABLED", "true"),
-        ("OUTPOST_CALLING_LISTEN", "127.0.0.1:0"),
-        ("OUTPOST_CALLING_TLS_LISTEN", "127.0.0.1:0"),
-        ("OUTPOST_CALLING_RELAY_PORT_MIN", &min),
-        ("OUTPOST_CALLING_RELAY_PORT_MAX", &max),
-        ("OUTPOST_CALLING_ALLOW_LOOPBACK_PEERS", "true"),
-        ("OUTPOST_CALLING_SECRET", SECRET),
-    ];
-    env.extend_from_slice(extra);
-    Server::builder().envs(&env).start()
+    common::calling::calling_server(14_000, extra)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -53,38 +36,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn credentials(p: &Person, body: Value) -> Value {
-    p.api.post("/api/v1/calls/turn-credentials", &body).ok()
-}
-
-/// The address of the first ICE URL with `prefix` and `transport`.
-fn server_addr(creds: &Value, prefix: &str, transport: &str) -> SocketAddr {
-    let url = creds["ice_servers"][0]["urls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|u| u.as_str())
-        .find(|u| u.starts_with(prefix) && u.ends_with(&format!("transport={transport}")))
-        .unwrap_or_else(|| panic!("no {prefix} {transport} URL in {creds}"));
-    let port: u16 = url
-        .split('?')
-        .next()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    SocketAddr::new(LOCALHOST, port)
-}
-
-fn user_pass(creds: &Value) -> (String, String) {
-    (
-        creds["username"].as_str().unwrap().to_string(),
-        creds["credential"].as_str().unwrap().to_string(),
-    )
 }
 
 async fn udp_client(addr: SocketAddr, creds: &Value) -> TurnClient {
@@ -415,9 +366,7 @@ fn suspending_a_user_tears_down_their_allocations_within_seconds() {
 #[test]
 fn a_rotated_secret_keeps_issued_credentials_working_for_the_overlap() {
     // The secret is generated and kept in the store (no calling.secret).
-    let n = NEXT_RANGE.fetch_add(1, Ordering::Relaxed);
-    let min = (14_000 + n * 250).to_string();
-    let max = (14_000 + n * 250 + 200).to_string();
+    let (min, max) = relay_range(14_000);
     let server = Server::builder()
         .envs(&[
             ("OUTPOST_CALLING_ENABLED", "true"),
@@ -460,10 +409,7 @@ fn a_rotated_secret_keeps_issued_credentials_working_for_the_overlap() {
 #[test]
 fn unauthenticated_floods_are_rate_limited_and_challenges_stay_small() {
     let server = calling_server(&[("OUTPOST_CALLING_UNAUTHENTICATED_PER_SECOND", "5")]);
-    let owner = server.owner();
-    let network = owner.first_network();
-    let alice = person(&server, &owner, &network, "alice@example.com");
-    let creds = credentials(&alice, json!({}));
+    let (_, creds) = alice(&server);
     let udp = server_addr(&creds, "turn:", "udp");
     runtime().block_on(async {
         let s = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
@@ -511,10 +457,7 @@ fn allocate_request(tid: [u8; 12], len: usize) -> Vec<u8> {
 #[test]
 fn strict_amplification_leaves_small_unauthenticated_requests_unanswered() {
     let server = calling_server(&[("OUTPOST_CALLING_STRICT_AMPLIFICATION", "true")]);
-    let owner = server.owner();
-    let network = owner.first_network();
-    let alice = person(&server, &owner, &network, "alice@example.com");
-    let creds = credentials(&alice, json!({}));
+    let (_, creds) = alice(&server);
     let udp = server_addr(&creds, "turn:", "udp");
     runtime().block_on(async {
         let s = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
@@ -559,10 +502,7 @@ fn strict_amplification_leaves_small_unauthenticated_requests_unanswered() {
 #[test]
 fn ipv6_relayed_addresses_when_relay_ip6_is_set() {
     let server = calling_server(&[("OUTPOST_CALLING_RELAY_IP6", "::1")]);
-    let owner = server.owner();
-    let network = owner.first_network();
-    let alice = person(&server, &owner, &network, "alice@example.com");
-    let creds = credentials(&alice, json!({}));
+    let (_, creds) = alice(&server);
     let udp = server_addr(&creds, "turn:", "udp");
     runtime().block_on(async {
         let mut c = udp_client(udp, &creds).await;
@@ -600,10 +540,7 @@ fn ipv6_relayed_addresses_when_relay_ip6_is_set() {
     });
     // Without relay_ip6, IPv6 is refused with 440.
     let server = calling_server(&[]);
-    let owner = server.owner();
-    let network = owner.first_network();
-    let bob = person(&server, &owner, &network, "bob@example.com");
-    let creds = credentials(&bob, json!({}));
+    let (_, creds) = alice(&server);
     let udp = server_addr(&creds, "turn:", "udp");
     runtime().block_on(async {
         let mut c = udp_client(udp, &creds).await;

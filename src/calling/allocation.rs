@@ -213,51 +213,29 @@ impl Allocation {
         now: Instant,
     ) -> Result<SocketAddr, Drop> {
         let mut s = self.state();
-        if s.removed || s.expires <= now {
-            return Err(Drop::Gone);
-        }
+        s.alive(now)?;
         let peer = s
             .channels
             .iter()
             .find(|c| c.number == number && c.expires > now)
             .map(|c| c.peer)
             .ok_or(Drop::NoChannel)?;
-        if !s.permitted(peer.ip(), now) {
-            return Err(Drop::NoPermission);
-        }
-        if !s.budget.take(len, now) {
-            return Err(Drop::Bandwidth);
-        }
+        s.admit(peer, len, now)?;
         Ok(peer)
     }
 
     /// Client → peer in a Send indication: whether the packet may go.
     pub fn outbound_send(&self, peer: SocketAddr, len: usize, now: Instant) -> Result<(), Drop> {
         let mut s = self.state();
-        if s.removed || s.expires <= now {
-            return Err(Drop::Gone);
-        }
-        if !s.permitted(peer.ip(), now) {
-            return Err(Drop::NoPermission);
-        }
-        if !s.budget.take(len, now) {
-            return Err(Drop::Bandwidth);
-        }
-        Ok(())
+        s.alive(now)?;
+        s.admit(peer, len, now)
     }
 
     /// Peer → client: the channel to use (None = a Data indication), if it may go.
     pub fn inbound(&self, peer: SocketAddr, len: usize, now: Instant) -> Result<Option<u16>, Drop> {
         let mut s = self.state();
-        if s.removed || s.expires <= now {
-            return Err(Drop::Gone);
-        }
-        if !s.permitted(peer.ip(), now) {
-            return Err(Drop::NoPermission);
-        }
-        if !s.budget.take(len, now) {
-            return Err(Drop::Bandwidth);
-        }
+        s.alive(now)?;
+        s.admit(peer, len, now)?;
         Ok(s.channels
             .iter()
             .find(|c| c.peer == peer && c.expires > now)
@@ -275,6 +253,26 @@ impl Allocation {
 }
 
 impl State {
+    /// Err unless the allocation is still alive.
+    fn alive(&self, now: Instant) -> Result<(), Drop> {
+        if self.removed || self.expires <= now {
+            Err(Drop::Gone)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A packet of `len` bytes to or from `peer`: it needs a permission and the budget.
+    fn admit(&mut self, peer: SocketAddr, len: usize, now: Instant) -> Result<(), Drop> {
+        if !self.permitted(peer.ip(), now) {
+            return Err(Drop::NoPermission);
+        }
+        if !self.budget.take(len, now) {
+            return Err(Drop::Bandwidth);
+        }
+        Ok(())
+    }
+
     pub fn permitted(&self, ip: IpAddr, now: Instant) -> bool {
         self.permissions.iter().any(|(p, e)| *p == ip && *e > now)
     }

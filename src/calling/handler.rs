@@ -536,15 +536,7 @@ impl Turn {
         for p in peers {
             self.registry.permit(&a, p.ip(), now);
         }
-        let mut w = MessageWriter::new(
-            out,
-            Method::CREATE_PERMISSION,
-            Class::Success,
-            *msg.transaction_id(),
-        );
-        let _ = w.attr(&Attribute::Software(self.software()));
-        self.seal(&mut w, auth);
-        w.finish();
+        self.empty_success(out, msg, auth);
         Ok(())
     }
 
@@ -567,16 +559,16 @@ impl Turn {
         let now = Instant::now();
         a.state().bind(number, peer, now).map_err(|_| 400u16)?;
         self.registry.permit(&a, peer.ip(), now);
-        let mut w = MessageWriter::new(
-            out,
-            Method::CHANNEL_BIND,
-            Class::Success,
-            *msg.transaction_id(),
-        );
+        self.empty_success(out, msg, auth);
+        Ok(())
+    }
+
+    /// A success answer with no attributes but SOFTWARE and the integrity ones.
+    fn empty_success(&self, out: &mut Vec<u8>, msg: &Message<'_>, auth: &Auth) {
+        let mut w = MessageWriter::new(out, msg.method(), Class::Success, *msg.transaction_id());
         let _ = w.attr(&Attribute::Software(self.software()));
         self.seal(&mut w, auth);
         w.finish();
-        Ok(())
     }
 
     /// Whether `user` may hold an allocation over `transport` now: Err(metric reason).

@@ -6,6 +6,7 @@
 //! trusts the server's generated CA.
 #![allow(dead_code)]
 
+pub mod calling;
 pub mod people;
 pub mod stream;
 
