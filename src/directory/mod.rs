@@ -9,6 +9,7 @@ pub mod bulk;
 pub mod device;
 pub mod group;
 pub mod group_settings;
+pub mod invitation;
 pub mod network;
 pub mod network_settings;
 pub mod patch;

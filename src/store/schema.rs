@@ -75,6 +75,15 @@ pub const BLOB_ACCESS: &str = "blob_access";
 /// Finished calls by start time (ms, big-endian) and id (`calling::calls`).
 pub const CALL_RECORDS: &str = "call_records";
 
+/// Outgoing mail by id (`mail::outbox`).
+pub const MAIL_OUTBOX: &str = "mail_outbox";
+/// Index: next attempt time (ms, big-endian) + mail id → (): the mails waiting to be sent.
+pub const MAIL_QUEUE: &str = "mail_queue";
+/// Registration links by the SHA-256 of their token (`directory::invitation`).
+pub const INVITATIONS: &str = "invitations";
+/// Index: user id → SHA-256 of the user's live registration token.
+pub const USER_INVITATIONS: &str = "user_invitations";
+
 /// Every table of the first schema version, in creation order.
 pub const ALL: &[&str] = &[
     META,
@@ -110,6 +119,10 @@ const MIGRATIONS: &[(&str, Migration)] = &[
         "create the calling relay's call records",
         create_call_records,
     ),
+    (
+        "create the mail outbox and the invitation tables",
+        create_mail_tables,
+    ),
 ];
 
 /// Tables added by version 2.
@@ -142,6 +155,14 @@ fn create_initial_tables(tx: &WriteTransaction) -> Result<()> {
 fn create_call_records(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(def(CALL_RECORDS))
         .map_err(|e| store_err("creating tables", e))?;
+    Ok(())
+}
+
+fn create_mail_tables(tx: &WriteTransaction) -> Result<()> {
+    for name in [MAIL_OUTBOX, MAIL_QUEUE, INVITATIONS, USER_INVITATIONS] {
+        tx.open_table(def(name))
+            .map_err(|e| store_err("creating tables", e))?;
+    }
     Ok(())
 }
 

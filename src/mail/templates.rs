@@ -1,0 +1,185 @@
+//! The mails' words: tera templates in `templates/email/` (embedded in the binary), one
+//! plain-text and one HTML file per kind of mail. Every mail of a network with a
+//! classification level carries the banner text at its top and bottom (in the level's
+//! colours in HTML) and the level as a subject prefix (PRODUCT.md F9).
+
+use crate::directory::network_settings::Classification;
+use crate::error::{Error, Result};
+use std::sync::LazyLock;
+use tera::{Context, Tera};
+
+static TERA: LazyLock<Tera> = LazyLock::new(|| {
+    let mut t = Tera::default();
+    t.add_raw_templates([
+        (
+            "invitation.txt",
+            include_str!("../../templates/email/invitation.txt.tera"),
+        ),
+        (
+            "invitation.html",
+            include_str!("../../templates/email/invitation.html.tera"),
+        ),
+    ])
+    .expect("the embedded mail templates parse");
+    t.autoescape_on(vec!["html"]);
+    t.set_escape_fn(escape);
+    t
+});
+
+/// HTML escaping of the five characters that matter (tera's default also escapes `/`,
+/// which turns every URL and banner into entities for no gain).
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A rendered mail.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The banner text (level and caveats), if the network has a level.
+fn banner(c: &Classification) -> Option<(String, &'static str, &'static str)> {
+    let (text, bg, fg) = c.level.banner()?;
+    let caveats = c.caveats.trim();
+    let text = if caveats.is_empty() {
+        text.to_string()
+    } else {
+        format!("{text}//{}", caveats.to_uppercase())
+    };
+    Some((text, bg, fg))
+}
+
+/// `[SECRET//NOFORN] subject` when the network has a level.
+fn subject(c: &Classification, s: &str) -> String {
+    match banner(c) {
+        Some((b, _, _)) => format!("[{b}] {s}"),
+        None => s.to_string(),
+    }
+}
+
+fn render(kind: &str, mut ctx: Context, c: &Classification, subj: String) -> Result<Rendered> {
+    let subj = subject(c, &subj);
+    ctx.insert("subject", &subj);
+    match banner(c) {
+        Some((text, bg, fg)) => {
+            ctx.insert("banner", &text);
+            ctx.insert("banner_bg", bg);
+            ctx.insert("banner_fg", fg);
+        }
+        None => ctx.insert("banner", ""),
+    }
+    let r = |name: String| {
+        TERA.render(&name, &ctx)
+            .map_err(|e| Error::internal(format!("the {name} mail template failed: {e}")))
+    };
+    Ok(Rendered {
+        subject: subj,
+        text: r(format!("{kind}.txt"))?,
+        html: r(format!("{kind}.html"))?,
+    })
+}
+
+/// What an invitation says.
+pub struct Invitation<'a> {
+    pub network: &'a str,
+    /// Who invited: an admin's username.
+    pub inviter: &'a str,
+    /// The invited person's name, if known.
+    pub name: &'a str,
+    pub email: &'a str,
+    /// The one-time registration link.
+    pub link: &'a str,
+    /// The appliance's base URL (for `outpost client login --url`).
+    pub server: &'a str,
+    /// When the link expires, as people read it.
+    pub expires: &'a str,
+    pub classification: &'a Classification,
+}
+
+pub fn invitation(i: &Invitation<'_>) -> Result<Rendered> {
+    let mut ctx = Context::new();
+    let host = i
+        .server
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    ctx.insert("network", i.network);
+    ctx.insert("inviter", i.inviter);
+    ctx.insert("name", i.name);
+    ctx.insert("email", i.email);
+    ctx.insert("link", i.link);
+    ctx.insert("server", i.server);
+    ctx.insert("host", host);
+    ctx.insert("expires", i.expires);
+    render(
+        "invitation",
+        ctx,
+        i.classification,
+        format!("You are invited to {}", i.network),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::network_settings::ClassificationLevel;
+
+    fn invite(c: &Classification) -> Rendered {
+        invitation(&Invitation {
+            network: "Field <ops>",
+            inviter: "owner",
+            name: "Ann",
+            email: "ann@example.org",
+            link: "https://outpost.example.org/invite/oi_abc",
+            server: "https://outpost.example.org",
+            expires: "2026-11-30 08:00 UTC",
+            classification: c,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn an_invitation_has_the_link_in_both_parts_and_escapes_html() {
+        let r = invite(&Classification::default());
+        assert_eq!(r.subject, "You are invited to Field <ops>");
+        assert!(r.text.contains("https://outpost.example.org/invite/oi_abc"));
+        assert!(r.text.contains("Field <ops>"));
+        assert!(
+            r.html
+                .contains("href=\"https://outpost.example.org/invite/oi_abc\"")
+        );
+        assert!(r.html.contains("Field &lt;ops&gt;"));
+        assert!(!r.html.contains("Field <ops>"));
+        assert!(r.text.contains(
+            "outpost client login --url https://outpost.example.org --username ann@example.org"
+        ));
+        assert!(!r.text.contains("SECRET"));
+    }
+
+    #[test]
+    fn a_classified_network_marks_subject_and_both_ends_of_the_body() {
+        let c = Classification {
+            level: ClassificationLevel::Secret,
+            caveats: "noforn".into(),
+        };
+        let r = invite(&c);
+        assert_eq!(r.subject, "[SECRET//NOFORN] You are invited to Field <ops>");
+        assert!(r.text.starts_with("SECRET//NOFORN\n"));
+        assert!(r.text.trim_end().ends_with("SECRET//NOFORN"));
+        assert_eq!(r.html.matches(">SECRET//NOFORN</div>").count(), 2);
+        assert!(r.html.contains("background:#c8102e"));
+    }
+}
