@@ -145,13 +145,23 @@ impl Coturn {
         c
     }
 
-    /// Ready when the TLS port accepts TCP (the last listener coturn opens).
+    /// Ready when the TLS port accepts TCP and the UDP port answers a STUN Binding
+    /// (coturn opens its listeners one after another, from several threads).
     fn wait_ready(&mut self) {
+        let udp = std::net::UdpSocket::bind((LOCALHOST, 0)).expect("a UDP socket");
+        udp.set_read_timeout(Some(Duration::from_millis(25)))
+            .unwrap();
+        let mut binding = Vec::new();
+        MessageWriter::new(&mut binding, Method::BINDING, Class::Request, [7; 12]).finish();
+        let mut buf = [0u8; 512];
         for _ in 0..200 {
             if let Some(status) = self.child.try_wait().expect("turnserver status") {
                 panic!("turnserver exited ({status}):\n{}", self.log());
             }
-            if std::net::TcpStream::connect((LOCALHOST, self.tls_port)).is_ok() {
+            if std::net::TcpStream::connect((LOCALHOST, self.tls_port)).is_ok()
+                && udp.send_to(&binding, (LOCALHOST, self.port)).is_ok()
+                && udp.recv_from(&mut buf).is_ok()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(25));

@@ -29,6 +29,11 @@ pub struct AdminState {
     pub data_dir: PathBuf,
     /// The calling relay, when it runs (set once it has started).
     pub turn: Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>>,
+    /// The appliance's base URL (registration links), known once HTTPS is bound.
+    pub public_url: Arc<std::sync::OnceLock<String>>,
+    /// Wakes the mail worker after a mail is queued; None when mail is off
+    /// (`mail.transport = "none"`): invitations then return their links.
+    pub mail: Option<crate::mail::outbox::Outbox>,
 }
 
 /// The path prefix of the admin API.
@@ -208,6 +213,10 @@ pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
         (
             "/networks/{network_id}/users/{user_id}/unsuspend",
             vec![op(M::POST, A::UnsuspendUser, users::unsuspend)],
+        ),
+        (
+            "/networks/{network_id}/users/{user_id}/invitation",
+            vec![op(M::POST, A::ReinviteUser, invitations::reinvite)],
         ),
         (
             "/networks/{network_id}/users/{user_id}/unlock",

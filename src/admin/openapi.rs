@@ -5,7 +5,9 @@
 //! responses each kind of operation can give, all with the common error body — so the
 //! document states exactly what the server does.
 
-use super::api::{admins, audit, backup, bots, calling, groups, networks, sessions, users};
+use super::api::{
+    admins, audit, backup, bots, calling, groups, invitations, networks, sessions, users,
+};
 use super::response::ErrorBody;
 use actix_web::HttpResponse;
 use std::sync::LazyLock;
@@ -37,6 +39,7 @@ use utoipa::{Modify, OpenApi};
         audit::list, audit::export, audit::verify,
         backup::create,
         calling::status, calling::rotate_secret, calling::list_calls,
+        invitations::reinvite,
     ),
     components(schemas(ErrorBody, crate::error::FieldProblem, crate::directory::bulk::CsvReport,
         crate::directory::bulk::RowError)),

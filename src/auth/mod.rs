@@ -6,6 +6,7 @@ pub mod device_login;
 pub mod password;
 pub mod permission;
 mod rate_limit;
+pub mod registration;
 pub mod session;
 
 pub use permission::{Action, Role};

@@ -105,6 +105,7 @@ actions! {
     SuspendUser: false, true;
     UnsuspendUser: false, true;
     UnlockUser: false, true;
+    ReinviteUser: false, true;
     ListDevicesForUser: true, true;
     ResetDevicesForUser: false, true;
     ExportUsers: true, true;

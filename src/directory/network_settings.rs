@@ -64,6 +64,21 @@ pub struct Classification {
     pub caveats: String,
 }
 
+impl Classification {
+    /// The banner: text (level and caveats, e.g. `SECRET//NOFORN`), background and text
+    /// colours; None when the network has no level.
+    pub fn banner(&self) -> Option<(String, &'static str, &'static str)> {
+        let (text, bg, fg) = self.level.banner()?;
+        let caveats = self.caveats.trim();
+        let text = if caveats.is_empty() {
+            text.to_string()
+        } else {
+            format!("{text}//{}", caveats.to_uppercase())
+        };
+        Some((text, bg, fg))
+    }
+}
+
 /// The consent pop-up every client must acknowledge (F11).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]

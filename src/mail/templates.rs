@@ -22,26 +22,9 @@ static TERA: LazyLock<Tera> = LazyLock::new(|| {
     ])
     .expect("the embedded mail templates parse");
     t.autoescape_on(vec!["html"]);
-    t.set_escape_fn(escape);
+    t.set_escape_fn(crate::html::escape);
     t
 });
-
-/// HTML escaping of the five characters that matter (tera's default also escapes `/`,
-/// which turns every URL and banner into entities for no gain).
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A rendered mail.
 #[derive(Debug, Clone)]
@@ -51,21 +34,9 @@ pub struct Rendered {
     pub html: String,
 }
 
-/// The banner text (level and caveats), if the network has a level.
-fn banner(c: &Classification) -> Option<(String, &'static str, &'static str)> {
-    let (text, bg, fg) = c.level.banner()?;
-    let caveats = c.caveats.trim();
-    let text = if caveats.is_empty() {
-        text.to_string()
-    } else {
-        format!("{text}//{}", caveats.to_uppercase())
-    };
-    Some((text, bg, fg))
-}
-
 /// `[SECRET//NOFORN] subject` when the network has a level.
 fn subject(c: &Classification, s: &str) -> String {
-    match banner(c) {
+    match c.banner() {
         Some((b, _, _)) => format!("[{b}] {s}"),
         None => s.to_string(),
     }
@@ -74,7 +45,7 @@ fn subject(c: &Classification, s: &str) -> String {
 fn render(kind: &str, mut ctx: Context, c: &Classification, subj: String) -> Result<Rendered> {
     let subj = subject(c, &subj);
     ctx.insert("subject", &subj);
-    match banner(c) {
+    match c.banner() {
         Some((text, bg, fg)) => {
             ctx.insert("banner", &text);
             ctx.insert("banner_bg", bg);

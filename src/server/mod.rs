@@ -56,13 +56,21 @@ pub async fn serve(config: Config) -> Result<()> {
     // The calling relay starts once the HTTPS listeners are bound (it must know them);
     // the admin API, the client API and the front door find it here.
     let turn_slot: Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>> = Arc::default();
+    let public_url_slot: Arc<std::sync::OnceLock<String>> = Arc::default();
     let admin_state = web::Data::new(AdminState {
         store: store.clone(),
         config: config.clone(),
         limiter: LoginLimiter::new(config.admin.login_attempts_per_minute),
         data_dir: config.data_dir.clone(),
         turn: turn_slot.clone(),
+        public_url: public_url_slot.clone(),
+        mail: None,
     });
+    let pages = web::Data::new(crate::pages::Pages::new(
+        store.clone(),
+        public_url_slot.clone(),
+        identity.fingerprint.clone(),
+    ));
     let health = web::Data::new(Arc::new(Health {
         store: store.clone(),
         listening: false.into(),
@@ -83,11 +91,12 @@ pub async fn serve(config: Config) -> Result<()> {
     });
     let json_limit = config.http.max_json_bytes;
     let metrics_on = config.metrics.enabled;
-    let (hs, ad, rd, ca) = (
+    let (hs, ad, rd, ca, pg) = (
         health.clone(),
         admin_state.clone(),
         relay_data.clone(),
         client_api.clone(),
+        pages.clone(),
     );
     let app = move || {
         let mut app = App::new()
@@ -95,6 +104,7 @@ pub async fn serve(config: Config) -> Result<()> {
             .app_data(ad.clone())
             .app_data(rd.clone())
             .app_data(ca.clone())
+            .app_data(pg.clone())
             .wrap(middleware::from_fn(crate::metrics::track))
             .wrap(
                 SECURITY_HEADERS
@@ -107,6 +117,14 @@ pub async fn serve(config: Config) -> Result<()> {
             .route("/static/outpost.css", web::get().to(health::stylesheet))
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
+            .route(
+                "/invite/{token}",
+                web::get().to(crate::pages::registration::show),
+            )
+            .route(
+                "/invite/{token}",
+                web::post().to(crate::pages::registration::submit),
+            )
             .configure(|cfg| admin::configure(cfg, json_limit))
             .configure(|cfg| crate::api::configure(cfg, json_limit))
             .default_service(web::to(admin::response::not_found));
@@ -154,6 +172,7 @@ pub async fn serve(config: Config) -> Result<()> {
         Vec::new()
     };
 
+    let _ = public_url_slot.set(public_url(&config, bound.first()));
     health.listening.store(true, Ordering::Release);
     let urls: Vec<String> = bound.iter().map(|a| format!("https://{a}")).collect();
     for u in &urls {

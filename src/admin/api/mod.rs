@@ -8,6 +8,7 @@ pub mod backup;
 pub mod bots;
 pub mod calling;
 pub mod groups;
+pub mod invitations;
 pub mod networks;
 pub mod sessions;
 pub mod users;

@@ -1,9 +1,10 @@
 //! Admin API: the team directory — users, their devices, and CSV bulk operations (F3).
 
+use super::invitations::{InvitedUser, Inviting, invite, mail_queued};
 use super::{NetworkPath, PageQuery, State, UserPath};
 use crate::admin::guard::Audit;
 use crate::admin::response::{JsonBody, created, ok, read_body};
-use crate::auth::password;
+use crate::auth::{Caller, password};
 use crate::config::Secret;
 use crate::directory::bulk::{self, BulkAction, BulkResult};
 use crate::directory::device::{self, Device};
@@ -156,13 +157,17 @@ fn profile_problems(u: &mut User, p: &Profile) -> Result<()> {
 }
 
 #[utoipa::path(post, path = "/networks/{network_id}/users", operation_id = "CreateUser", tag = "users",
-    params(NetworkPath), request_body = CreateUser, responses((status = 201, body = UserView)))]
+    params(NetworkPath), request_body = CreateUser, responses((status = 201, body = InvitedUser,
+        description = "The user; without a password, also their invitation (a registration link \
+            valid 7 days, mailed when mail is on, returned when it is off).")))]
 pub async fn create(
     state: State,
     audit: Audit,
+    caller: Caller,
     path: web::Path<NetworkPath>,
     body: JsonBody<CreateUser>,
 ) -> Result<HttpResponse> {
+    let how = Inviting::new(&state, &caller);
     audit.body(&*body);
     let nid = path.into_inner().network_id;
     let b = body.into_inner();
@@ -192,10 +197,19 @@ pub async fn create(
             )?;
             u.password_hash = hash.clone();
             user::put(tx, None, &u)?;
-            Ok(u)
+            let inv = match u.password_hash {
+                Some(_) => None,
+                None => Some(invite(tx, &how, &n, &u)?),
+            };
+            Ok((u, inv))
         })
         .await?;
-    Ok(created(&u.view()))
+    let (u, invitation) = u;
+    mail_queued(&state);
+    Ok(created(&InvitedUser {
+        user: u.view(),
+        invitation,
+    }))
 }
 
 #[utoipa::path(get, path = "/networks/{network_id}/users/{user_id}", operation_id = "GetUser", tag = "users",

@@ -215,10 +215,18 @@ impl Conn {
         match self {
             Conn::Udp(s) => {
                 let mut buf = vec![0u8; MAX_DATAGRAM];
-                let n = s
-                    .recv(&mut buf)
-                    .await
-                    .map_err(|e| TurnError::io("cannot receive a UDP datagram", e))?;
+                let n = loop {
+                    match s.recv(&mut buf).await {
+                        Ok(n) => break n,
+                        // An ICMP "port unreachable" for an earlier datagram (a server
+                        // still starting, or restarting): UDP is lossy anyway, so keep
+                        // listening; the retransmissions and the caller's timeout decide.
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                        Err(e) => return Err(TurnError::io("cannot receive a UDP datagram", e)),
+                    }
+                };
                 buf.truncate(n);
                 Ok(buf)
             }

@@ -1,0 +1,151 @@
+//! `/invite/{token}`: the registration page of an invitation (PRODUCT.md F4). GET shows
+//! the form with the group's password rules before anyone types; POST registers, or shows
+//! the form again with the rule that failed; success shows how to connect a device. Used,
+//! expired and forged links get a page that says so (404, no form). The classification
+//! banner of the network is at the top and bottom of every page.
+
+use super::Pages;
+use crate::auth::registration::{self, Form, Pending};
+use crate::directory::invitation::LinkProblem;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use tera::Context;
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+fn render(pages: &Pages, status: StatusCode, ctx: &Context) -> HttpResponse {
+    match pages.tera.render("register.html", ctx) {
+        Ok(html) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("Cache-Control", "no-store"))
+            .insert_header((
+                "Content-Security-Policy",
+                "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ))
+            .body(html),
+        Err(e) => {
+            tracing::error!(error = %e, "the registration page cannot be rendered");
+            HttpResponse::InternalServerError().body("the page cannot be shown")
+        }
+    }
+}
+
+/// The page's context for an open invitation.
+fn context(pages: &Pages, token: &str, p: &Pending) -> Context {
+    let mut ctx = Context::new();
+    ctx.insert("title", "Register");
+    ctx.insert("token", token);
+    ctx.insert("network", &p.network.name);
+    ctx.insert("network_id", &p.network.id);
+    ctx.insert("email", &p.user.username);
+    ctx.insert("inviter", &p.invitation.invited_by);
+    ctx.insert(
+        "expires",
+        &p.invitation
+            .expires_at
+            .format("%Y-%m-%d %H:%M UTC")
+            .to_string(),
+    );
+    ctx.insert("first_name", &p.user.first_name);
+    ctx.insert("last_name", &p.user.last_name);
+    ctx.insert("rules", &p.settings.security.password);
+    ctx.insert("server", &pages.server());
+    ctx.insert("fingerprint", &pages.fingerprint);
+    match p.network.settings.classification.banner() {
+        Some((text, bg, fg)) => {
+            ctx.insert("banner", &text);
+            ctx.insert("banner_bg", bg);
+            ctx.insert("banner_fg", fg);
+        }
+        None => ctx.insert("banner", ""),
+    }
+    ctx
+}
+
+fn link_problem(pages: &Pages, problem: LinkProblem) -> HttpResponse {
+    let mut ctx = Context::new();
+    ctx.insert("title", "This link does not work");
+    ctx.insert("network", "outpost");
+    ctx.insert("banner", "");
+    ctx.insert("problem", &problem.error().message);
+    render(pages, StatusCode::NOT_FOUND, &ctx)
+}
+
+fn unavailable(pages: &Pages, e: crate::error::Error) -> HttpResponse {
+    let mut ctx = Context::new();
+    ctx.insert("title", "Try again later");
+    ctx.insert("network", "outpost");
+    ctx.insert("banner", "");
+    ctx.insert("problem", &e.message);
+    render(pages, StatusCode::SERVICE_UNAVAILABLE, &ctx)
+}
+
+/// `GET /invite/{token}`.
+pub async fn show(pages: web::Data<Pages>, token: web::Path<String>) -> HttpResponse {
+    match registration::open(&pages.store, &token) {
+        Ok(Ok(p)) => render(&pages, StatusCode::OK, &context(&pages, &token, &p)),
+        Ok(Err(problem)) => link_problem(&pages, problem),
+        Err(e) => unavailable(&pages, e),
+    }
+}
+
+/// `POST /invite/{token}` (an HTML form).
+pub async fn submit(
+    pages: web::Data<Pages>,
+    token: web::Path<String>,
+    form: web::Form<RegisterForm>,
+) -> HttpResponse {
+    let pending = match registration::open(&pages.store, &token) {
+        Ok(Ok(p)) => p,
+        Ok(Err(problem)) => return link_problem(&pages, problem),
+        Err(e) => return unavailable(&pages, e),
+    };
+    let f = form.into_inner();
+    let mut ctx = context(&pages, &token, &pending);
+    ctx.insert("first_name", f.first_name.trim());
+    ctx.insert("last_name", f.last_name.trim());
+    let result = registration::register(
+        &pages.store,
+        &token,
+        Form {
+            first_name: f.first_name,
+            last_name: f.last_name,
+            password: f.password,
+            confirm: f.confirm,
+        },
+    )
+    .await;
+    match result {
+        Ok(Ok(user)) => {
+            tracing::info!(user = %user.id, network = %user.network_id, "a user registered through an invitation");
+            ctx.insert("title", "You are registered");
+            ctx.insert("registered", &true);
+            ctx.insert("first_name", &user.first_name);
+            render(&pages, StatusCode::OK, &ctx)
+        }
+        Ok(Err(refusal)) => {
+            ctx.insert("form_error", &refusal.message);
+            render(&pages, StatusCode::UNPROCESSABLE_ENTITY, &ctx)
+        }
+        Err(e) if e.code.starts_with("invitation_") => {
+            let mut c = Context::new();
+            c.insert("title", "This link does not work");
+            c.insert("network", "outpost");
+            c.insert("banner", "");
+            c.insert("problem", &e.message);
+            render(&pages, StatusCode::NOT_FOUND, &c)
+        }
+        Err(e) => unavailable(&pages, e),
+    }
+}

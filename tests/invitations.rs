@@ -1,0 +1,206 @@
+//! Invitations without mail (`mail.transport = "none"`): inviting returns the one-time
+//! registration link; the person opens it over HTTPS, sees their group's password rules,
+//! is told which rule a weak password breaks, registers, and signs a device in with the
+//! new password; used, replaced and forged links get a page that says so.
+
+mod common;
+
+use common::Server;
+use serde_json::{Value, json};
+
+fn browser(server: &Server) -> reqwest::blocking::Client {
+    let pem = std::fs::read(&server.ca).unwrap();
+    reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// GET a page: (status, HTML).
+fn page(c: &reqwest::blocking::Client, url: &str) -> (u16, String) {
+    let r = c.get(url).send().unwrap();
+    let status = r.status().as_u16();
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("text/html"), "{ct}");
+    (status, r.text().unwrap())
+}
+
+/// POST the registration form: (status, HTML).
+fn submit(c: &reqwest::blocking::Client, url: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    let r = c.post(url).form(fields).send().unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+fn sign_in(server: &Server, email: &str, password: &str) -> u16 {
+    server
+        .anon()
+        .try_post(
+            "/api/v1/devices",
+            &json!({"username": email, "password": password,
+                    "device": {"name": "laptop", "platform": "linux", "client_version": "test"}}),
+        )
+        .unwrap()
+        .status
+}
+
+#[test]
+fn an_invited_person_registers_through_the_link_and_signs_a_device_in() {
+    let server = Server::start();
+    let owner = server.owner();
+    let network = owner.first_network();
+    owner.set_network_settings(
+        &network,
+        json!({"classification": {"level": "secret", "caveats": "noforn"}}),
+    );
+    let created = owner
+        .post(
+            &format!("/networks/{network}/users"),
+            &json!({"email": "ann@example.org", "first_name": "Ann"}),
+        )
+        .ok();
+    assert_eq!(created["status"], "pending");
+    let inv = &created["invitation"];
+    let url = inv["url"]
+        .as_str()
+        .expect("mail is off: the link is returned");
+    assert!(
+        url.starts_with(&format!("{}/invite/oi_", server.url)),
+        "{url}"
+    );
+    assert!(inv["mail_id"].is_null());
+    assert!(inv["expires_at"].is_string());
+    // The link is not in the audit record.
+    let audit = owner.get("/audit?event_name=CreateUser").ok().to_string();
+    assert!(!audit.contains(url.rsplit('/').next().unwrap()), "{audit}");
+
+    let c = browser(&server);
+    let (status, html) = page(&c, url);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("ann@example.org"));
+    assert!(
+        html.contains("at least 12 characters"),
+        "the rules are shown first: {html}"
+    );
+    assert_eq!(
+        html.matches("SECRET//NOFORN").count(),
+        2,
+        "banner top and bottom"
+    );
+    assert!(html.contains("<form method=\"post\""));
+
+    // A weak password: the page says which rule failed, keeps the name, registers nothing.
+    let (status, html) = submit(
+        &c,
+        url,
+        &[
+            ("first_name", "Ann"),
+            ("last_name", "Lee"),
+            ("password", "short"),
+            ("confirm", "short"),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("the password must be at least 12 characters long"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"Lee\""));
+    // Two different passwords.
+    let (status, html) = submit(
+        &c,
+        url,
+        &[
+            ("first_name", "Ann"),
+            ("password", "Correct-horse-battery-9"),
+            ("confirm", "Correct-horse-battery-8"),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(html.contains("not the same"), "{html}");
+    assert_eq!(
+        sign_in(&server, "ann@example.org", "Correct-horse-battery-9"),
+        401
+    );
+
+    let (status, html) = submit(
+        &c,
+        url,
+        &[
+            ("first_name", "Ann"),
+            ("last_name", "Lee"),
+            ("password", "Correct-horse-battery-9"),
+            ("confirm", "Correct-horse-battery-9"),
+        ],
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("outpost client login --url"), "{html}");
+    assert!(html.contains("--username ann@example.org"));
+    let users = owner
+        .get(&format!("/networks/{network}/users?status=active"))
+        .ok();
+    let ann: &Value = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "ann@example.org")
+        .expect("Ann is active");
+    assert_eq!(ann["last_name"], "Lee");
+    assert_eq!(
+        sign_in(&server, "ann@example.org", "Correct-horse-battery-9"),
+        201
+    );
+
+    // The link is used up.
+    let (status, html) = page(&c, url);
+    assert_eq!(status, 404);
+    assert!(html.contains("not valid"), "{html}");
+    assert!(!html.contains("<form"));
+    let (status, _) = submit(&c, url, &[("password", "Correct-horse-battery-9")]);
+    assert_eq!(status, 404);
+    // Re-inviting a registered user is refused.
+    owner
+        .post_empty(&format!(
+            "/networks/{network}/users/{}/invitation",
+            ann["id"].as_str().unwrap()
+        ))
+        .expect(409, "already_registered");
+}
+
+#[test]
+fn a_reinvitation_replaces_the_link_and_forged_links_open_nothing() {
+    let server = Server::start();
+    let owner = server.owner();
+    let network = owner.first_network();
+    let created = owner
+        .post(
+            &format!("/networks/{network}/users"),
+            &json!({"email": "bo@example.org"}),
+        )
+        .ok();
+    let first = created["invitation"]["url"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap();
+    let again = owner
+        .post_empty(&format!("/networks/{network}/users/{id}/invitation"))
+        .ok();
+    let second = again["invitation"]["url"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    let c = browser(&server);
+    assert_eq!(page(&c, &first).0, 404, "the first link stops working");
+    assert_eq!(page(&c, &second).0, 200);
+    let forged = format!("{}x", &second[..second.len() - 1]);
+    assert_eq!(page(&c, &forged).0, 404);
+    assert_eq!(
+        page(&c, &format!("{}/invite/not-a-token", server.url)).0,
+        404
+    );
+    // A user created with a password gets no invitation.
+    let direct = owner
+        .post(
+            &format!("/networks/{network}/users"),
+            &json!({"email": "cy@example.org", "password": "Correct-horse-battery-9"}),
+        )
+        .ok();
+    assert!(direct["invitation"].is_null());
+}
