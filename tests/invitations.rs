@@ -204,3 +204,27 @@ fn a_reinvitation_replaces_the_link_and_forged_links_open_nothing() {
         .ok();
     assert!(direct["invitation"].is_null());
 }
+
+#[test]
+fn a_bulk_invite_gives_every_row_its_own_link() {
+    let server = Server::start();
+    let owner = server.owner();
+    let network = owner.first_network();
+    let r = owner
+        .post_csv(
+            &format!("/networks/{network}/users/batch-create"),
+            "email,first_name\ndee@example.org,Dee\neve@example.org,Eve\n",
+        )
+        .ok();
+    let invs = r["invitations"].as_array().expect("invitations");
+    assert_eq!(invs.len(), 2);
+    assert_eq!(invs[0]["email"], "dee@example.org");
+    assert_eq!(invs[1]["email"], "eve@example.org");
+    assert_ne!(invs[0]["url"], invs[1]["url"]);
+    let c = browser(&server);
+    for inv in invs {
+        let (status, html) = page(&c, inv["url"].as_str().unwrap());
+        assert_eq!(status, 200);
+        assert!(html.contains(inv["email"].as_str().unwrap()));
+    }
+}

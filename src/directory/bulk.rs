@@ -136,6 +136,22 @@ pub struct BulkResult {
     pub applied: usize,
     /// Ids of the users affected, in file order.
     pub user_ids: Vec<String>,
+    /// Invite: each invited user's registration link (while mail is off) or queued mail
+    /// (while it is on), in file order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invitations: Vec<BulkInvitation>,
+}
+
+/// One invited user of a bulk invite.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BulkInvitation {
+    pub user_id: String,
+    pub email: String,
+    /// The one-time registration link, while mail is off.
+    pub url: Option<String>,
+    /// The queued invitation mail, while mail is on.
+    pub mail_id: Option<String>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A file read row by row: the well-formed rows, and what was wrong with the others.
@@ -425,6 +441,7 @@ pub fn apply_invite(tx: &WriteTransaction, network_id: &str, file: &Parsed) -> R
         rows: file.total,
         applied: users.len(),
         user_ids: ids,
+        invitations: Vec::new(),
     })
 }
 
@@ -546,6 +563,7 @@ pub fn apply_delete(tx: &WriteTransaction, network_id: &str, file: &Parsed) -> R
         rows: file.total,
         applied: users.len(),
         user_ids: users.into_iter().map(|u| u.id).collect(),
+        invitations: Vec::new(),
     })
 }
 
@@ -562,6 +580,7 @@ pub fn apply_suspend(tx: &WriteTransaction, network_id: &str, file: &Parsed) -> 
         rows: file.total,
         applied: users.len(),
         user_ids: users.into_iter().map(|u| u.id).collect(),
+        invitations: Vec::new(),
     })
 }
 

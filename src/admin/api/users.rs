@@ -445,6 +445,7 @@ pub async fn template(state: State, path: web::Path<TemplatePath>) -> Result<Htt
 async fn run_bulk(
     state: State,
     audit: Audit,
+    how: Inviting,
     network_id: String,
     payload: web::Payload,
     action: BulkAction,
@@ -465,11 +466,29 @@ async fn run_bulk(
     };
     let result: BulkResult = audit
         .write(&state.store, status, move |tx| match action {
-            BulkAction::Invite => bulk::apply_invite(tx, &network_id, &rows),
+            BulkAction::Invite => {
+                let mut r = bulk::apply_invite(tx, &network_id, &rows)?;
+                let net = network::get(tx, &network_id)?;
+                for id in &r.user_ids {
+                    let u = user::get(tx, &network_id, UserKind::User, id)?;
+                    let inv = invite(tx, &how, &net, &u)?;
+                    r.invitations.push(bulk::BulkInvitation {
+                        user_id: u.id.clone(),
+                        email: u.username.clone(),
+                        url: inv.url,
+                        mail_id: inv.mail_id,
+                        expires_at: inv.expires_at,
+                    });
+                }
+                Ok(r)
+            }
             BulkAction::Delete => bulk::apply_delete(tx, &network_id, &rows),
             BulkAction::Suspend => bulk::apply_suspend(tx, &network_id, &rows),
         })
         .await?;
+    if action == BulkAction::Invite {
+        mail_queued(&state);
+    }
     Ok(
         HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("valid status"))
             .json(&result),
@@ -485,12 +504,15 @@ async fn run_bulk(
 pub async fn batch_create(
     state: State,
     audit: Audit,
+    caller: Caller,
     path: web::Path<NetworkPath>,
     body: web::Payload,
 ) -> Result<HttpResponse> {
+    let how = Inviting::new(&state, &caller);
     run_bulk(
         state,
         audit,
+        how,
         path.into_inner().network_id,
         body,
         BulkAction::Invite,
@@ -512,6 +534,7 @@ pub struct DeleteAck {
 pub async fn batch_delete(
     state: State,
     audit: Audit,
+    caller: Caller,
     path: web::Path<NetworkPath>,
     q: web::Query<DeleteAck>,
     body: web::Payload,
@@ -522,9 +545,11 @@ pub async fn batch_delete(
             "deleting users is irreversible; repeat the request with acknowledge_irreversible=true",
         ));
     }
+    let how = Inviting::new(&state, &caller);
     run_bulk(
         state,
         audit,
+        how,
         path.into_inner().network_id,
         body,
         BulkAction::Delete,
@@ -540,12 +565,15 @@ pub async fn batch_delete(
 pub async fn batch_suspend(
     state: State,
     audit: Audit,
+    caller: Caller,
     path: web::Path<NetworkPath>,
     body: web::Payload,
 ) -> Result<HttpResponse> {
+    let how = Inviting::new(&state, &caller);
     run_bulk(
         state,
         audit,
+        how,
         path.into_inner().network_id,
         body,
         BulkAction::Suspend,
