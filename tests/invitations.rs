@@ -228,3 +228,25 @@ fn a_bulk_invite_gives_every_row_its_own_link() {
         assert!(html.contains(inv["email"].as_str().unwrap()));
     }
 }
+
+#[test]
+fn the_mail_outbox_is_empty_while_mail_is_off_and_checks_its_query() {
+    let server = Server::start();
+    let owner = server.owner();
+    let network = owner.first_network();
+    owner
+        .post(
+            &format!("/networks/{network}/users"),
+            &json!({"email": "fay@example.org"}),
+        )
+        .ok();
+    let page = owner.get("/mail/outbox").ok();
+    assert_eq!(page["items"].as_array().unwrap().len(), 0, "{page}");
+    owner
+        .get("/mail/outbox?limit=0")
+        .expect(400, "invalid_query");
+    owner
+        .get("/mail/outbox?cursor=zz")
+        .expect(400, "invalid_cursor");
+    owner.get("/mail/outbox?status=sent").ok();
+}

@@ -103,6 +103,7 @@ pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
             "/networks/{network_id}/calls",
             vec![op(M::GET, A::ListCalls, calling::list_calls)],
         ),
+        ("/mail/outbox", vec![op(M::GET, A::ListMail, mail::list)]),
         (
             "/calling",
             vec![op(M::GET, A::GetCallingStatus, calling::status)],

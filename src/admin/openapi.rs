@@ -6,7 +6,7 @@
 //! document states exactly what the server does.
 
 use super::api::{
-    admins, audit, backup, bots, calling, groups, invitations, networks, sessions, users,
+    admins, audit, backup, bots, calling, groups, invitations, mail, networks, sessions, users,
 };
 use super::response::ErrorBody;
 use actix_web::HttpResponse;
@@ -39,7 +39,7 @@ use utoipa::{Modify, OpenApi};
         audit::list, audit::export, audit::verify,
         backup::create,
         calling::status, calling::rotate_secret, calling::list_calls,
-        invitations::reinvite,
+        invitations::reinvite, mail::list,
     ),
     components(schemas(ErrorBody, crate::error::FieldProblem, crate::directory::bulk::CsvReport,
         crate::directory::bulk::RowError)),
@@ -53,6 +53,7 @@ use utoipa::{Modify, OpenApi};
         (name = "admins", description = "Admin accounts and roles"),
         (name = "audit", description = "The audit log (F13)"),
         (name = "operations", description = "Backups"),
+        (name = "mail", description = "The mail outbox: invitations and other mails, and their delivery (F4)"),
         (name = "calling", description = "The calling relay: status, TURN secret rotation and call records (F7)"),
     )
 )]

@@ -132,6 +132,8 @@ actions! {
 
     CreateBackup: true, false;
 
+    ListMail: true, false;
+
     GetCallingStatus: true, false;
     RotateTurnSecret: false, false;
     ListCalls: true, true;

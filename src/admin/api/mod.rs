@@ -9,6 +9,7 @@ pub mod bots;
 pub mod calling;
 pub mod groups;
 pub mod invitations;
+pub mod mail;
 pub mod networks;
 pub mod sessions;
 pub mod users;
