@@ -4,7 +4,7 @@
 
 use super::password;
 use crate::directory::group_settings::GroupSettings;
-use crate::directory::invitation::{self, Invitation, LinkProblem};
+use crate::directory::link::{self, Link, LinkProblem, Purpose};
 use crate::directory::network::{self, Network};
 use crate::directory::user::{self, User, UserStatus};
 use crate::directory::{group, validate};
@@ -14,7 +14,7 @@ use chrono::Utc;
 
 /// What the registration page shows before anyone types.
 pub struct Pending {
-    pub invitation: Invitation,
+    pub invitation: Link,
     pub user: User,
     pub network: Network,
     pub settings: GroupSettings,
@@ -23,15 +23,15 @@ pub struct Pending {
 /// The invitation behind `token` and what the page needs, or why the link does not open.
 pub fn open(store: &Store, token: &str) -> Result<std::result::Result<Pending, LinkProblem>> {
     store.read(|tx| {
-        let inv = match invitation::open(tx, token, Utc::now())? {
+        let inv = match link::open(tx, Purpose::Invitation, token, Utc::now())? {
             Ok(i) => i,
             Err(p) => return Ok(Err(p)),
         };
         let Some(u) = user::by_id(tx, &inv.user_id)? else {
-            return Ok(Err(LinkProblem::Unknown));
+            return Ok(Err(LinkProblem::Unknown(Purpose::Invitation)));
         };
         if u.status() != UserStatus::Pending {
-            return Ok(Err(LinkProblem::Unknown));
+            return Ok(Err(LinkProblem::Unknown(Purpose::Invitation)));
         }
         let n = network::get(tx, &u.network_id)?;
         let g = group::get(tx, &u.network_id, &u.group_id)?;
@@ -95,10 +95,12 @@ pub async fn register(
     let user = store
         .write(move |tx| {
             // The link may have been used or revoked since the page opened.
-            let inv = invitation::open(tx, &token, Utc::now())?.map_err(LinkProblem::error)?;
-            let old = user::by_id(tx, &inv.user_id)?.ok_or_else(|| LinkProblem::Unknown.error())?;
+            let inv = link::open(tx, Purpose::Invitation, &token, Utc::now())?
+                .map_err(LinkProblem::error)?;
+            let old = user::by_id(tx, &inv.user_id)?
+                .ok_or_else(|| LinkProblem::Unknown(Purpose::Invitation).error())?;
             if old.status() != UserStatus::Pending {
-                return Err(LinkProblem::Unknown.error());
+                return Err(LinkProblem::Unknown(Purpose::Invitation).error());
             }
             let now = Utc::now();
             let mut u = old.clone();
@@ -109,7 +111,7 @@ pub async fn register(
             u.registered_at = Some(now);
             u.updated_at = now;
             user::put(tx, Some(&old), &u)?;
-            invitation::revoke(tx, &u.id)?;
+            link::revoke(tx, Purpose::Invitation, &u.id)?;
             Ok(u)
         })
         .await?;

@@ -9,7 +9,7 @@ pub mod bulk;
 pub mod device;
 pub mod group;
 pub mod group_settings;
-pub mod invitation;
+pub mod link;
 pub mod network;
 pub mod network_settings;
 pub mod patch;

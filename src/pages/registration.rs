@@ -6,7 +6,7 @@
 
 use super::Pages;
 use crate::auth::registration::{self, Form, Pending};
-use crate::directory::invitation::LinkProblem;
+use crate::directory::link::LinkProblem;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -49,7 +49,7 @@ fn context(pages: &Pages, token: &str, p: &Pending) -> Context {
     ctx.insert("network", &p.network.name);
     ctx.insert("network_id", &p.network.id);
     ctx.insert("email", &p.user.username);
-    ctx.insert("inviter", &p.invitation.invited_by);
+    ctx.insert("inviter", &p.invitation.issued_by);
     ctx.insert(
         "expires",
         &p.invitation

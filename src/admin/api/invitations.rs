@@ -8,7 +8,7 @@ use super::{State, UserPath};
 use crate::admin::guard::Audit;
 use crate::admin::response::ok;
 use crate::auth::Caller;
-use crate::directory::invitation;
+use crate::directory::link::{self, Purpose};
 use crate::directory::network;
 use crate::directory::network::Network;
 use crate::directory::user::{self, User, UserKind, UserStatus, UserView};
@@ -74,7 +74,14 @@ pub fn invite(
     net: &Network,
     u: &User,
 ) -> Result<InvitationView> {
-    let (token, inv) = invitation::issue(tx, &u.id, &net.id, &how.inviter, Utc::now())?;
+    let (token, inv) = link::issue(
+        tx,
+        Purpose::Invitation,
+        &u.id,
+        &net.id,
+        &how.inviter,
+        Utc::now(),
+    )?;
     let url = format!("{}/invite/{token}", how.base_url.trim_end_matches('/'));
     if !how.mail {
         return Ok(InvitationView {
