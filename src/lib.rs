@@ -17,6 +17,7 @@ pub mod client;
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod mail;
 pub mod metrics;
 pub mod relay;
 pub mod server;
