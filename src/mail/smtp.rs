@@ -315,7 +315,16 @@ fn io_message(io: &std::io::Error, address: &str, doing: &str) -> String {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        return format!("TLS with {address} failed: {tls}");
+        let hint = if matches!(
+            tls,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+        ) {
+            " (the relay does not speak TLS on this port: implicit TLS is usually port 465, \
+             STARTTLS port 587)"
+        } else {
+            ""
+        };
+        return format!("TLS with {address} failed: {tls}{hint}");
     }
     match io.kind() {
         ErrorKind::ConnectionRefused => format!("connection refused to {address}"),
