@@ -112,3 +112,26 @@ impl Mailer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mailer_can_be_shared_between_tasks() {
+        fn shared<T: Send + Sync + 'static>() {}
+        fn spawnable<F: std::future::Future + Send>(_: F) {}
+        shared::<Mailer>();
+        let mailer = Mailer::new(&MailConfig::default(), Path::new("/nonexistent")).unwrap();
+        let message = super::super::build_message(
+            "outpost@example.org",
+            "alice@example.test",
+            "s",
+            "t",
+            "<p>t</p>",
+        )
+        .unwrap();
+        spawnable(mailer.send(&message));
+        spawnable(mailer.close());
+    }
+}
