@@ -6,8 +6,10 @@
 //! when the value came from one). Secrets are [`Secret`]s and never print.
 
 mod env;
+mod mail;
 mod secret;
 
+pub use mail::{MailConfig, MailTransport, SmtpSecurity};
 pub use secret::{REDACTED, Secret};
 
 use ipnet::IpNet;
@@ -43,6 +45,7 @@ pub struct Config {
     pub log: LogConfig,
     pub relay: RelayConfig,
     pub calling: CallingConfig,
+    pub mail: MailConfig,
 }
 
 /// The calling relay: a TURN server (RFC 8656) for peer-to-peer call media.
@@ -288,6 +291,7 @@ impl Default for Config {
             log: LogConfig::default(),
             relay: RelayConfig::default(),
             calling: CallingConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -561,6 +565,7 @@ impl Config {
             return bad("relay.login_attempts_per_minute", "must be at least 1");
         }
         self.validate_calling()?;
+        self.mail.validate()?;
         if self.admin.bootstrap_username.trim().is_empty() {
             return bad("admin.bootstrap_username", "must not be empty");
         }

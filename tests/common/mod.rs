@@ -8,6 +8,7 @@
 
 pub mod calling;
 pub mod people;
+pub mod smtp;
 pub mod stream;
 
 use serde_json::{Value, json};
