@@ -5,6 +5,7 @@
 //! which writes a mail as plain text plus HTML; the durable outbox and its worker
 //! ([`outbox`]); and the templates mails are written from ([`templates`]).
 
+mod deliver;
 mod error;
 mod message;
 pub mod outbox;
@@ -14,6 +15,7 @@ mod smtp;
 pub mod templates;
 mod transport;
 
+pub use deliver::OutboxSender;
 pub use error::SendError;
 pub use lettre::Message;
 pub use lettre::address::Envelope;

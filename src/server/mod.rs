@@ -57,6 +57,7 @@ pub async fn serve(config: Config) -> Result<()> {
     // the admin API, the client API and the front door find it here.
     let turn_slot: Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>> = Arc::default();
     let public_url_slot: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let mail = start_mail(&config, &store)?;
     let admin_state = web::Data::new(AdminState {
         store: store.clone(),
         config: config.clone(),
@@ -64,7 +65,7 @@ pub async fn serve(config: Config) -> Result<()> {
         data_dir: config.data_dir.clone(),
         turn: turn_slot.clone(),
         public_url: public_url_slot.clone(),
-        mail: None,
+        mail: mail.as_ref().map(|(outbox, _)| outbox.clone()),
     });
     let pages = web::Data::new(crate::pages::Pages::new(
         store.clone(),
@@ -219,6 +220,9 @@ pub async fn serve(config: Config) -> Result<()> {
     // Device streams answer what they have in flight and close, rather than holding
     // the HTTP server's graceful stop until http.shutdown_timeout_secs.
     relay.hub.close_all();
+    if let Some((_, sender)) = &mail {
+        sender.mailer.close().await;
+    }
     handle.stop(true).await;
     let _ = running.await;
     for ep in &quic {
@@ -237,6 +241,41 @@ pub async fn serve(config: Config) -> Result<()> {
     store.close();
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Starts the mail worker unless mail is off: its wake-up handle, and the mailer (to
+/// close its SMTP sessions on stop).
+fn start_mail(
+    config: &Config,
+    store: &Store,
+) -> Result<Option<(crate::mail::outbox::Outbox, Arc<crate::mail::OutboxSender>)>> {
+    use crate::config::MailTransport;
+    use crate::mail::outbox;
+    let m = &config.mail;
+    if m.transport == MailTransport::None {
+        tracing::info!("mail is off (mail.transport = \"none\"): invitations return their links");
+        return Ok(None);
+    }
+    let mailer =
+        crate::mail::Mailer::new(m, &config.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(mail = %mailer.describe(), "mail transport");
+    let sender = Arc::new(crate::mail::OutboxSender {
+        mailer,
+        from: m.from.clone(),
+    });
+    let handle = outbox::Outbox::default();
+    let backoff = outbox::Backoff {
+        initial: Duration::from_secs(m.retry_initial_secs),
+        max: Duration::from_secs(m.retry_max_secs),
+        max_attempts: m.max_attempts,
+    };
+    tokio::spawn(outbox::run(
+        store.clone(),
+        handle.clone(),
+        sender.clone(),
+        backoff,
+    ));
+    Ok(Some((handle, sender)))
 }
 
 /// The URL people should use: a wildcard listen address is no address, so name the
