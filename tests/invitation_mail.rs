@@ -168,3 +168,69 @@ fn mails_wait_while_the_smtp_server_is_down_and_go_once_it_is_back() {
     let sent = owner.get("/mail/outbox?status=sent").ok();
     assert_eq!(sent["items"].as_array().unwrap().len(), 2, "{sent}");
 }
+
+#[test]
+fn a_person_asks_for_a_reset_link_by_mail_and_unknown_addresses_learn_nothing() {
+    let sink = SmtpSink::start();
+    let server = server_with_mail(&sink);
+    let owner = server.owner();
+    let network = owner.first_network();
+    owner
+        .post(
+            &format!("/networks/{network}/users"),
+            &json!({"email": "lea@example.org", "password": "Correct-horse-battery-9"}),
+        )
+        .ok();
+    let pem = std::fs::read(&server.ca).unwrap();
+    let browser = reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let reset = format!("{}/reset", server.url);
+    let form = browser.get(&reset).send().unwrap().text().unwrap();
+    assert!(form.contains("name=\"email\""), "{form}");
+    let known = browser
+        .post(&reset)
+        .form(&[("email", "Lea@Example.org")])
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let unknown = browser
+        .post(&reset)
+        .form(&[("email", "nobody@example.org")])
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(
+        known, unknown,
+        "the answer does not tell who has an account"
+    );
+    let raw = sink.wait_for_messages(1, Duration::from_secs(20));
+    assert_eq!(raw.len(), 1);
+    let msg = MessageParser::default().parse(raw[0].as_bytes()).unwrap();
+    assert_eq!(msg.subject(), Some("Choose a new password for outpost"));
+    let text = msg.body_text(0).unwrap().to_string();
+    let at = text.find("/reset/or_").expect("a reset link");
+    let start = text[..at].rfind("https://").unwrap();
+    let link: String = text[start..].split_whitespace().next().unwrap().to_string();
+    let done = browser
+        .post(&link)
+        .form(&[
+            ("password", "Another-horse-battery-7"),
+            ("confirm", "Another-horse-battery-7"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(done.status().as_u16(), 200);
+    let device = server.anon().try_post(
+        "/api/v1/devices",
+        &json!({"username": "lea@example.org", "password": "Another-horse-battery-7",
+                "device": {"name": "laptop", "platform": "linux", "client_version": "test"}}),
+    );
+    assert_eq!(device.unwrap().status, 201);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(sink.messages().len(), 1, "no mail for an unknown address");
+}

@@ -250,3 +250,89 @@ fn the_mail_outbox_is_empty_while_mail_is_off_and_checks_its_query() {
         .expect(400, "invalid_cursor");
     owner.get("/mail/outbox?status=sent").ok();
 }
+
+#[test]
+fn a_password_reset_link_sets_a_new_password_and_signs_every_device_out() {
+    let server = Server::start();
+    let owner = server.owner();
+    let network = owner.first_network();
+    let created = owner
+        .post(
+            &format!("/networks/{network}/users"),
+            &json!({"email": "joy@example.org", "password": "Correct-horse-battery-9"}),
+        )
+        .ok();
+    let id = created["id"].as_str().unwrap().to_string();
+    let device = server
+        .anon()
+        .post(
+            "/api/v1/devices",
+            &json!({"username": "joy@example.org", "password": "Correct-horse-battery-9",
+                    "device": {"name": "laptop", "platform": "linux", "client_version": "test"}}),
+        )
+        .ok();
+    let token = device["token"].as_str().unwrap().to_string();
+    let me = server.anon().with_token(&token);
+    me.get("/api/v1/me").ok();
+
+    let sent = owner
+        .post_empty(&format!("/networks/{network}/users/{id}/password-reset"))
+        .ok();
+    let url = sent["reset"]["url"]
+        .as_str()
+        .expect("mail is off: the link is returned")
+        .to_string();
+    assert!(
+        url.starts_with(&format!("{}/reset/or_", server.url)),
+        "{url}"
+    );
+    // An invitation link's page does not open a reset token, nor the reverse.
+    let c = browser(&server);
+    let wrong = url.replace("/reset/", "/invite/");
+    assert_eq!(page(&c, &wrong).0, 404);
+    let (status, html) = page(&c, &url);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("joy@example.org") && html.contains("at least 12 characters"));
+    let (status, html) = submit(&c, &url, &[("password", "weak"), ("confirm", "weak")]);
+    assert_eq!(status, 422);
+    assert!(html.contains("the password must be at least 12 characters long"));
+    let (status, html) = submit(
+        &c,
+        &url,
+        &[
+            ("password", "Another-horse-battery-7"),
+            ("confirm", "Another-horse-battery-7"),
+        ],
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("every device was signed out"));
+    // The device's session ended; the old password is gone; the new one works.
+    assert_eq!(me.get("/api/v1/me").status, 401);
+    assert_eq!(
+        sign_in(&server, "joy@example.org", "Correct-horse-battery-9"),
+        401
+    );
+    assert_eq!(
+        sign_in(&server, "joy@example.org", "Another-horse-battery-7"),
+        201
+    );
+    // The link is used up.
+    assert_eq!(page(&c, &url).0, 404);
+    // A pending user gets 409: they register through an invitation instead.
+    let pending = owner
+        .post(
+            &format!("/networks/{network}/users"),
+            &json!({"email": "kit@example.org"}),
+        )
+        .ok();
+    owner
+        .post_empty(&format!(
+            "/networks/{network}/users/{}/password-reset",
+            pending["id"].as_str().unwrap()
+        ))
+        .expect(409, "not_registered");
+    // Without mail, the self-service page says to ask an administrator.
+    let (status, html) = page(&c, &format!("{}/reset", server.url));
+    assert_eq!(status, 200);
+    assert!(html.contains("ask your administrator"), "{html}");
+}

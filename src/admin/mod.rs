@@ -220,6 +220,14 @@ pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
             vec![op(M::POST, A::ReinviteUser, invitations::reinvite)],
         ),
         (
+            "/networks/{network_id}/users/{user_id}/password-reset",
+            vec![op(
+                M::POST,
+                A::SendPasswordReset,
+                invitations::password_reset,
+            )],
+        ),
+        (
             "/networks/{network_id}/users/{user_id}/unlock",
             vec![op(M::POST, A::UnlockUser, users::unlock)],
         ),

@@ -39,7 +39,7 @@ use utoipa::{Modify, OpenApi};
         audit::list, audit::export, audit::verify,
         backup::create,
         calling::status, calling::rotate_secret, calling::list_calls,
-        invitations::reinvite, mail::list,
+        invitations::reinvite, invitations::password_reset, mail::list,
     ),
     components(schemas(ErrorBody, crate::error::FieldProblem, crate::directory::bulk::CsvReport,
         crate::directory::bulk::RowError)),

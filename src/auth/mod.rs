@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod device_login;
 pub mod password;
+pub mod password_reset;
 pub mod permission;
 mod rate_limit;
 pub mod registration;

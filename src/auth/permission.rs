@@ -106,6 +106,7 @@ actions! {
     UnsuspendUser: false, true;
     UnlockUser: false, true;
     ReinviteUser: false, true;
+    SendPasswordReset: false, true;
     ListDevicesForUser: true, true;
     ResetDevicesForUser: false, true;
     ExportUsers: true, true;

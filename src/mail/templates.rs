@@ -19,6 +19,14 @@ static TERA: LazyLock<Tera> = LazyLock::new(|| {
             "invitation.html",
             include_str!("../../templates/email/invitation.html.tera"),
         ),
+        (
+            "password_reset.txt",
+            include_str!("../../templates/email/password_reset.txt.tera"),
+        ),
+        (
+            "password_reset.html",
+            include_str!("../../templates/email/password_reset.html.tera"),
+        ),
     ])
     .expect("the embedded mail templates parse");
     t.autoescape_on(vec!["html"]);
@@ -100,6 +108,40 @@ pub fn invitation(i: &Invitation<'_>) -> Result<Rendered> {
         ctx,
         i.classification,
         format!("You are invited to {}", i.network),
+    )
+}
+
+/// What a password reset mail says.
+pub struct PasswordReset<'a> {
+    pub network: &'a str,
+    /// Who asked: an admin's username, or "You".
+    pub requester: &'a str,
+    pub name: &'a str,
+    pub email: &'a str,
+    pub link: &'a str,
+    pub server: &'a str,
+    pub expires: &'a str,
+    pub classification: &'a Classification,
+}
+
+pub fn password_reset(r: &PasswordReset<'_>) -> Result<Rendered> {
+    let mut ctx = Context::new();
+    let host = r
+        .server
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    ctx.insert("network", r.network);
+    ctx.insert("requester", r.requester);
+    ctx.insert("name", r.name);
+    ctx.insert("email", r.email);
+    ctx.insert("link", r.link);
+    ctx.insert("host", host);
+    ctx.insert("expires", r.expires);
+    render(
+        "password_reset",
+        ctx,
+        r.classification,
+        format!("Choose a new password for {}", r.network),
     )
 }
 

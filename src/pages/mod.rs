@@ -1,8 +1,13 @@
 //! Server-rendered pages for people who are not administrators (no JavaScript needed):
-//! the registration page an invitation links to ([`registration`]).
+//! the registration page an invitation links to ([`registration`]) and the password
+//! reset pages ([`password_reset`]).
 
+pub mod password_reset;
 pub mod registration;
 
+use crate::directory::network_settings::Classification;
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
 use std::sync::{Arc, OnceLock};
 
 /// What the pages need, shared by every HTTP worker.
@@ -13,6 +18,12 @@ pub struct Pages {
     pub public_url: Arc<OnceLock<String>>,
     /// SHA-256 fingerprint of the TLS trust anchor clients should pin.
     pub fingerprint: String,
+    /// The mail worker's handle; None when mail is off.
+    pub mail: Option<crate::mail::outbox::Outbox>,
+    /// The host name in `Message-ID`s.
+    pub domain: String,
+    /// Reset requests allowed per source address.
+    pub limiter: crate::auth::LoginLimiter,
 }
 
 impl Pages {
@@ -20,12 +31,17 @@ impl Pages {
         store: crate::store::Store,
         public_url: Arc<OnceLock<String>>,
         fingerprint: String,
+        mail: Option<crate::mail::outbox::Outbox>,
+        domain: String,
     ) -> Pages {
         let mut tera = tera::Tera::default();
-        tera.add_raw_templates(vec![(
-            "register.html",
-            include_str!("../../templates/register.html"),
-        )])
+        tera.add_raw_templates(vec![
+            (
+                "register.html",
+                include_str!("../../templates/register.html"),
+            ),
+            ("reset.html", include_str!("../../templates/reset.html")),
+        ])
         .expect("embedded templates parse");
         tera.set_escape_fn(crate::html::escape);
         Pages {
@@ -33,6 +49,39 @@ impl Pages {
             tera,
             public_url,
             fingerprint,
+            mail,
+            domain,
+            limiter: crate::auth::LoginLimiter::new(10),
+        }
+    }
+
+    /// A page, with the headers every page carries.
+    pub fn render(&self, template: &str, status: StatusCode, ctx: &tera::Context) -> HttpResponse {
+        match self.tera.render(template, ctx) {
+            Ok(html) => HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .insert_header(("Cache-Control", "no-store"))
+                .insert_header((
+                    "Content-Security-Policy",
+                    "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+                ))
+                .body(html),
+            Err(e) => {
+                tracing::error!(error = %e, template, "a page cannot be rendered");
+                HttpResponse::InternalServerError().body("the page cannot be shown")
+            }
+        }
+    }
+
+    /// Puts the network's classification banner in a page's context.
+    pub fn banner(&self, ctx: &mut tera::Context, c: &Classification) {
+        match c.banner() {
+            Some((text, bg, fg)) => {
+                ctx.insert("banner", &text);
+                ctx.insert("banner_bg", bg);
+                ctx.insert("banner_fg", fg);
+            }
+            None => ctx.insert("banner", ""),
         }
     }
 

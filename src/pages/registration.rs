@@ -25,20 +25,7 @@ pub struct RegisterForm {
 }
 
 fn render(pages: &Pages, status: StatusCode, ctx: &Context) -> HttpResponse {
-    match pages.tera.render("register.html", ctx) {
-        Ok(html) => HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .insert_header(("Cache-Control", "no-store"))
-            .insert_header((
-                "Content-Security-Policy",
-                "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-            ))
-            .body(html),
-        Err(e) => {
-            tracing::error!(error = %e, "the registration page cannot be rendered");
-            HttpResponse::InternalServerError().body("the page cannot be shown")
-        }
-    }
+    pages.render("register.html", status, ctx)
 }
 
 /// The page's context for an open invitation.
@@ -62,14 +49,7 @@ fn context(pages: &Pages, token: &str, p: &Pending) -> Context {
     ctx.insert("rules", &p.settings.security.password);
     ctx.insert("server", &pages.server());
     ctx.insert("fingerprint", &pages.fingerprint);
-    match p.network.settings.classification.banner() {
-        Some((text, bg, fg)) => {
-            ctx.insert("banner", &text);
-            ctx.insert("banner_bg", bg);
-            ctx.insert("banner_fg", fg);
-        }
-        None => ctx.insert("banner", ""),
-    }
+    pages.banner(&mut ctx, &p.network.settings.classification);
     ctx
 }
 

@@ -71,6 +71,8 @@ pub async fn serve(config: Config) -> Result<()> {
         store.clone(),
         public_url_slot.clone(),
         identity.fingerprint.clone(),
+        mail.as_ref().map(|(outbox, _)| outbox.clone()),
+        config.hostnames[0].clone(),
     ));
     let health = web::Data::new(Arc::new(Health {
         store: store.clone(),
@@ -125,6 +127,19 @@ pub async fn serve(config: Config) -> Result<()> {
             .route(
                 "/invite/{token}",
                 web::post().to(crate::pages::registration::submit),
+            )
+            .route("/reset", web::get().to(crate::pages::password_reset::ask))
+            .route(
+                "/reset",
+                web::post().to(crate::pages::password_reset::request),
+            )
+            .route(
+                "/reset/{token}",
+                web::get().to(crate::pages::password_reset::show),
+            )
+            .route(
+                "/reset/{token}",
+                web::post().to(crate::pages::password_reset::submit),
             )
             .configure(|cfg| admin::configure(cfg, json_limit))
             .configure(|cfg| crate::api::configure(cfg, json_limit))

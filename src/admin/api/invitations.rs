@@ -129,6 +129,53 @@ pub fn mail_queued(state: &State) {
     }
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResetSent {
+    pub user: UserView,
+    pub reset: crate::auth::password_reset::Issued,
+}
+
+#[utoipa::path(post, path = "/networks/{network_id}/users/{user_id}/password-reset",
+    operation_id = "SendPasswordReset", tag = "users", params(UserPath),
+    responses((status = 200, body = ResetSent, description = "A one-time link (24 hours) to choose \
+        a new password, mailed when mail is on and returned when it is off; choosing it ends every \
+        session of the user. 409 `not_registered` for a pending user, `user_suspended` for a \
+        suspended one.")))]
+pub async fn password_reset(
+    state: State,
+    audit: Audit,
+    caller: Caller,
+    path: web::Path<UserPath>,
+) -> Result<HttpResponse> {
+    use crate::auth::password_reset;
+    let p = path.into_inner();
+    let how = Inviting::new(&state, &caller);
+    let (u, issued) = audit
+        .write(&state.store, 200, move |tx| {
+            let u = user::get(tx, &p.network_id, UserKind::User, &p.user_id)?;
+            password_reset::may_reset(&u)?;
+            let net = network::get(tx, &p.network_id)?;
+            let issued = password_reset::issue(
+                tx,
+                &password_reset::Delivery {
+                    base_url: &how.base_url,
+                    mail: how.mail,
+                    domain: &how.domain,
+                },
+                &net,
+                &u,
+                &how.inviter,
+            )?;
+            Ok((u, issued))
+        })
+        .await?;
+    mail_queued(&state);
+    Ok(ok(&ResetSent {
+        user: u.view(),
+        reset: issued,
+    }))
+}
+
 #[utoipa::path(post, path = "/networks/{network_id}/users/{user_id}/invitation", operation_id = "ReinviteUser",
     tag = "users", params(UserPath), responses((status = 200, body = InvitedUser,
         description = "A new registration link (7 days); the previous one stops working. \\
