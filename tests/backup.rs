@@ -314,6 +314,10 @@ fn the_cli_signs_in_and_administers_through_the_api() {
     );
     assert_eq!(code, 0);
     assert!(out.contains("deleted 2 users"), "{out}");
+    // Mail is off: inviting one person prints the registration link to pass on.
+    let (code, out, err) = run(&["admin", "users", "invite", &net, "cid@example.test"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("/invite/oi_"), "{out}");
 
     let (code, out, _) = run(&["admin", "bots", "create", &net, "alertsbot"], "");
     assert_eq!(code, 0);

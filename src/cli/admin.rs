@@ -955,10 +955,20 @@ async fn users(ctx: &Ctx, cmd: UserCmd) -> Result<()> {
             let v = c
                 .json(Method::POST, &base(&network), Some(&Value::Object(body)))
                 .await?;
+            let how = match (
+                v["invitation"]["url"].as_str(),
+                v["invitation"]["mail_id"].as_str(),
+            ) {
+                (Some(url), _) => format!(
+                    "; mail is off: give them this one-time registration link (valid 7 days):\n{url}"
+                ),
+                (None, Some(_)) => "; the invitation mail is queued".to_string(),
+                _ => String::new(),
+            };
             ctx.done(
                 &v,
                 &format!(
-                    "invited {email} ({}), status {}",
+                    "invited {email} ({}), status {}{how}",
                     v["id"].as_str().unwrap_or("?"),
                     v["status"].as_str().unwrap_or("?")
                 ),

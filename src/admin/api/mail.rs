@@ -18,7 +18,8 @@ pub struct MailQuery {
     /// Only mails about this network.
     #[param(pattern = "^[0-9]{8}$")]
     pub network_id: Option<String>,
-    /// From the previous page's `next_cursor`.
+    /// From the previous page's `next_cursor` (a mail id).
+    #[param(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub cursor: Option<String>,
     /// 1–1000, default 100.
     #[param(minimum = 1, maximum = 1000)]
@@ -42,14 +43,20 @@ pub async fn list(state: State, q: web::Query<MailQuery>) -> Result<HttpResponse
             "limit must be between 1 and 1000",
         ));
     }
-    let cursor = q.cursor.as_deref().filter(|c| !c.is_empty());
-    if cursor.is_some_and(|c| uuid::Uuid::try_parse(c).is_err()) {
+    let cursor = q.cursor.as_deref();
+    if cursor.is_some_and(|c| uuid::Uuid::try_parse(c).is_err() || c.len() != 36) {
         return Err(Error::bad_request(
             "invalid_cursor",
             "a cursor is a mail id, as next_cursor gives it",
         ));
     }
-    let network = q.network_id.as_deref().filter(|n| !n.is_empty());
+    let network = q.network_id.as_deref();
+    if network.is_some_and(|n| !crate::directory::validate::is_network_id(n)) {
+        return Err(Error::bad_request(
+            "invalid_query",
+            "network_id is the network's 8-digit id",
+        ));
+    }
     let items = state
         .store
         .read(|tx| outbox::list(tx, q.status, network, cursor, limit))?;
