@@ -1,6 +1,21 @@
-//! HTML escaping for the tera templates (mails and pages): the five characters that
-//! matter. tera's default also escapes `/`, which turns every URL and every
-//! classification banner (`SECRET//NOFORN`) into entities for no gain.
+//! What the tera templates (mails and pages) share: HTML escaping of the five characters
+//! that matter (tera's default also escapes `/`, which turns every URL and every
+//! classification banner, `SECRET//NOFORN`, into entities for no gain), and the
+//! classification banner's variables.
+
+use crate::directory::network_settings::Classification;
+
+/// Sets `banner` (empty without a level), `banner_bg` and `banner_fg`.
+pub fn banner(ctx: &mut tera::Context, c: &Classification) {
+    match c.banner() {
+        Some((text, bg, fg)) => {
+            ctx.insert("banner", &text);
+            ctx.insert("banner_bg", bg);
+            ctx.insert("banner_fg", fg);
+        }
+        None => ctx.insert("banner", ""),
+    }
+}
 
 /// Escapes `&`, `<`, `>`, `"` and `'`.
 pub fn escape(s: &str) -> String {

@@ -63,9 +63,9 @@ pub fn issue(
     }
     let name = format!("{} {}", u.first_name, u.last_name);
     let expires = l.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
-    let r = templates::password_reset(&templates::PasswordReset {
+    let r = templates::password_reset(&templates::LinkMail {
         network: &net.name,
-        requester,
+        by: requester,
         name: name.trim(),
         email: &u.username,
         link: &url,

@@ -53,14 +53,7 @@ fn subject(c: &Classification, s: &str) -> String {
 fn render(kind: &str, mut ctx: Context, c: &Classification, subj: String) -> Result<Rendered> {
     let subj = subject(c, &subj);
     ctx.insert("subject", &subj);
-    match c.banner() {
-        Some((text, bg, fg)) => {
-            ctx.insert("banner", &text);
-            ctx.insert("banner_bg", bg);
-            ctx.insert("banner_fg", fg);
-        }
-        None => ctx.insert("banner", ""),
-    }
+    crate::html::banner(&mut ctx, c);
     let r = |name: String| {
         TERA.render(&name, &ctx)
             .map_err(|e| Error::internal(format!("the {name} mail template failed: {e}")))
@@ -72,15 +65,15 @@ fn render(kind: &str, mut ctx: Context, c: &Classification, subj: String) -> Res
     })
 }
 
-/// What an invitation says.
-pub struct Invitation<'a> {
+/// What a mail carrying a one-time link says.
+pub struct LinkMail<'a> {
     pub network: &'a str,
-    /// Who invited: an admin's username.
-    pub inviter: &'a str,
-    /// The invited person's name, if known.
+    /// Who asked for it: an admin's username, or "You".
+    pub by: &'a str,
+    /// The person's name, if known.
     pub name: &'a str,
     pub email: &'a str,
-    /// The one-time registration link.
+    /// The one-time link.
     pub link: &'a str,
     /// The appliance's base URL (for `outpost client login --url`).
     pub server: &'a str,
@@ -89,59 +82,41 @@ pub struct Invitation<'a> {
     pub classification: &'a Classification,
 }
 
-pub fn invitation(i: &Invitation<'_>) -> Result<Rendered> {
+fn link_context(m: &LinkMail<'_>) -> Context {
     let mut ctx = Context::new();
-    let host = i
-        .server
-        .trim_start_matches("https://")
-        .trim_end_matches('/');
-    ctx.insert("network", i.network);
-    ctx.insert("inviter", i.inviter);
-    ctx.insert("name", i.name);
-    ctx.insert("email", i.email);
-    ctx.insert("link", i.link);
-    ctx.insert("server", i.server);
-    ctx.insert("host", host);
-    ctx.insert("expires", i.expires);
+    ctx.insert("network", m.network);
+    ctx.insert("by", m.by);
+    ctx.insert("name", m.name);
+    ctx.insert("email", m.email);
+    ctx.insert("link", m.link);
+    ctx.insert("server", m.server);
+    ctx.insert(
+        "host",
+        m.server
+            .trim_start_matches("https://")
+            .trim_end_matches('/'),
+    );
+    ctx.insert("expires", m.expires);
+    ctx
+}
+
+/// The invitation mail: a registration link.
+pub fn invitation(m: &LinkMail<'_>) -> Result<Rendered> {
     render(
         "invitation",
-        ctx,
-        i.classification,
-        format!("You are invited to {}", i.network),
+        link_context(m),
+        m.classification,
+        format!("You are invited to {}", m.network),
     )
 }
 
-/// What a password reset mail says.
-pub struct PasswordReset<'a> {
-    pub network: &'a str,
-    /// Who asked: an admin's username, or "You".
-    pub requester: &'a str,
-    pub name: &'a str,
-    pub email: &'a str,
-    pub link: &'a str,
-    pub server: &'a str,
-    pub expires: &'a str,
-    pub classification: &'a Classification,
-}
-
-pub fn password_reset(r: &PasswordReset<'_>) -> Result<Rendered> {
-    let mut ctx = Context::new();
-    let host = r
-        .server
-        .trim_start_matches("https://")
-        .trim_end_matches('/');
-    ctx.insert("network", r.network);
-    ctx.insert("requester", r.requester);
-    ctx.insert("name", r.name);
-    ctx.insert("email", r.email);
-    ctx.insert("link", r.link);
-    ctx.insert("host", host);
-    ctx.insert("expires", r.expires);
+/// The password reset mail.
+pub fn password_reset(m: &LinkMail<'_>) -> Result<Rendered> {
     render(
         "password_reset",
-        ctx,
-        r.classification,
-        format!("Choose a new password for {}", r.network),
+        link_context(m),
+        m.classification,
+        format!("Choose a new password for {}", m.network),
     )
 }
 
@@ -151,9 +126,9 @@ mod tests {
     use crate::directory::network_settings::ClassificationLevel;
 
     fn invite(c: &Classification) -> Rendered {
-        invitation(&Invitation {
+        invitation(&LinkMail {
             network: "Field <ops>",
-            inviter: "owner",
+            by: "owner",
             name: "Ann",
             email: "ann@example.org",
             link: "https://outpost.example.org/invite/oi_abc",

@@ -36,6 +36,7 @@ impl Pages {
     ) -> Pages {
         let mut tera = tera::Tera::default();
         tera.add_raw_templates(vec![
+            ("page.html", include_str!("../../templates/page.html")),
             (
                 "register.html",
                 include_str!("../../templates/register.html"),
@@ -75,14 +76,7 @@ impl Pages {
 
     /// Puts the network's classification banner in a page's context.
     pub fn banner(&self, ctx: &mut tera::Context, c: &Classification) {
-        match c.banner() {
-            Some((text, bg, fg)) => {
-                ctx.insert("banner", &text);
-                ctx.insert("banner_bg", bg);
-                ctx.insert("banner_fg", fg);
-            }
-            None => ctx.insert("banner", ""),
-        }
+        crate::html::banner(ctx, c);
     }
 
     /// The base URL for links and commands.

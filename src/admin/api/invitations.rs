@@ -92,9 +92,9 @@ pub fn invite(
     }
     let name = format!("{} {}", u.first_name, u.last_name);
     let expires = inv.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
-    let rendered = templates::invitation(&templates::Invitation {
+    let rendered = templates::invitation(&templates::LinkMail {
         network: &net.name,
-        inviter: &how.inviter,
+        by: &how.inviter,
         name: name.trim(),
         email: &u.username,
         link: &url,
