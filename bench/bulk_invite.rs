@@ -9,9 +9,8 @@
 #[allow(dead_code)]
 mod common;
 
-use anyhow::{Result, bail};
-use common::{Client, Server, invite_csv, min_median_max, temp_data_dir};
-use std::time::Instant;
+use anyhow::{Context, Result, bail};
+use common::{Client, Server, invite_file, min_median_max, temp_data_dir};
 
 const USERS: usize = 10_000;
 const RUNS: usize = 5;
@@ -34,14 +33,9 @@ fn run() -> Result<String> {
     let mut seconds = Vec::with_capacity(RUNS);
     for i in 1..=RUNS {
         let net = client.create_network(&format!("bench-invite-{i}"))?;
-        let csv = invite_csv(&format!("run{i}-"), 0, USERS);
-        let bytes = csv.len();
-        let t = Instant::now();
-        let applied = client.batch_create(&net, csv)?;
-        let s = t.elapsed().as_secs_f64();
-        if applied != USERS as u64 {
-            bail!("run {i} invited {applied} users, not {USERS}");
-        }
+        let (took, bytes) = invite_file(&client, &net, &format!("run{i}-"), 0, USERS)
+            .with_context(|| format!("run {i}"))?;
+        let s = took.as_secs_f64();
         let in_net = client.user_count(&net)?;
         if in_net != USERS as u64 {
             bail!("network {net} holds {in_net} users after run {i}, not {USERS}");

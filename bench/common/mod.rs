@@ -1,14 +1,15 @@
 //! What the benchmarks share: running `outpost serve` on an ephemeral loopback port in a
 //! data folder of their own, noticing when it is ready (systemd's `READY=1` datagram and
 //! `/readyz`), talking to its admin API over HTTPS as a client would (trusting the CA it
-//! generated in `tls/ca.pem`), bulk-inviting users from generated CSV files, and stopping
-//! it with SIGTERM.
+//! generated in `tls/ca.pem`), bulk-inviting users from generated CSV files, reading the
+//! mail outbox, and stopping it with SIGTERM.
 //!
 //! Everything here is blocking: the HTTP client runs its requests on a small runtime of
 //! its own, so the benchmarks read as straight-line scripts.
 
 pub mod procstat;
 pub mod seed;
+pub mod smtp_sink;
 pub mod stream;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -326,6 +327,10 @@ impl Client {
             .add_root_certificate(cert)
             .user_agent("outpost-bench")
             .connect_timeout(Duration::from_secs(10))
+            // Under the server's 5 s keep-alive: between two calls nothing drives the
+            // runtime, so a connection the server closed would only be noticed when
+            // reused ("connection closed before message completed").
+            .pool_idle_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(600))
             .build()?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -465,6 +470,41 @@ impl Client {
             .context("the bulk result has no applied count")
     }
 
+    /// One page of the mail outbox (`GET /mail/outbox`), newest first: the mails and
+    /// the cursor of the next page, if any. `status` is `queued`, `sent` or `failed`.
+    pub fn outbox_page(
+        &self,
+        status: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<serde_json::Value>, Option<String>)> {
+        let mut path = format!("/mail/outbox?status={status}&limit={limit}");
+        if let Some(c) = cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let mut v = self.get(&path)?;
+        let items = match v["items"].take() {
+            serde_json::Value::Array(items) => items,
+            other => bail!("GET {path}: items is not a list: {other}"),
+        };
+        let next = v["next_cursor"].as_str().map(str::to_string);
+        Ok((items, next))
+    }
+
+    /// Every mail of the outbox in `status`, paging through it 1,000 at a time.
+    pub fn outbox_all(&self, status: &str) -> Result<Vec<serde_json::Value>> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (items, next) = self.outbox_page(status, cursor.as_deref(), 1000)?;
+            all.extend(items);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// The total number of users in a network.
     pub fn user_count(&self, network_id: &str) -> Result<u64> {
         let v = self.get(&format!("/networks/{network_id}/users/count"))?;
@@ -504,6 +544,28 @@ pub fn invite_csv(prefix: &str, start: usize, count: usize) -> String {
     out
 }
 
+/// One bulk invite file of users `start..start+count` (see [`invite_csv`]) uploaded
+/// into a network, timed from sending the request to having read the whole answer
+/// (generating the file is not timed); fails unless every row was applied. Returns the
+/// time and the file's size in bytes.
+pub fn invite_file(
+    client: &Client,
+    network_id: &str,
+    prefix: &str,
+    start: usize,
+    count: usize,
+) -> Result<(Duration, usize)> {
+    let csv = invite_csv(prefix, start, count);
+    let bytes = csv.len();
+    let t = Instant::now();
+    let applied = client.batch_create(network_id, csv)?;
+    let took = t.elapsed();
+    if applied != count as u64 {
+        bail!("a bulk invite of {count} users into network {network_id} invited {applied}");
+    }
+    Ok((took, bytes))
+}
+
 /// Invite `batches` × `per_batch` users into a network, one file per batch; returns
 /// the time each upload took.
 pub fn populate(
@@ -515,13 +577,8 @@ pub fn populate(
 ) -> Result<Vec<Duration>> {
     let mut took = Vec::with_capacity(batches);
     for b in 0..batches {
-        let csv = invite_csv(prefix, b * per_batch, per_batch);
-        let t = Instant::now();
-        let applied = client.batch_create(network_id, csv)?;
-        let d = t.elapsed();
-        if applied != per_batch as u64 {
-            bail!("batch {} invited {applied} users, not {per_batch}", b + 1);
-        }
+        let (d, _) = invite_file(client, network_id, prefix, b * per_batch, per_batch)
+            .with_context(|| format!("batch {}", b + 1))?;
         println!(
             "  populate: batch {:>2}/{batches}: {per_batch} users in {:.2} s",
             b + 1,
