@@ -8,6 +8,7 @@
 mod common;
 
 use common::Server;
+use common::pages::{browser, page, sign_in, submit};
 use common::smtp::SmtpSink;
 use mail_parser::MessageParser;
 use serde_json::json;
@@ -98,25 +99,19 @@ fn an_invitation_mail_arrives_and_its_link_registers_the_person() {
     }
 
     // Follow the link and register.
-    let pem = std::fs::read(&server.ca).unwrap();
-    let browser = reqwest::blocking::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .build()
-        .unwrap();
-    let page = browser.get(&link).send().unwrap();
-    assert_eq!(page.status().as_u16(), 200);
-    let done = browser
-        .post(&link)
-        .form(&[
+    let c = browser(&server);
+    assert_eq!(page(&c, &link).0, 200);
+    let (status, _) = submit(
+        &c,
+        &link,
+        &[
             ("first_name", "Gus"),
             ("last_name", "Gray"),
             ("password", "Correct-horse-battery-9"),
             ("confirm", "Correct-horse-battery-9"),
-        ])
-        .send()
-        .unwrap();
-    assert_eq!(done.status().as_u16(), 200);
+        ],
+    );
+    assert_eq!(status, 200);
     let device = server
         .anon()
         .post(
@@ -181,29 +176,12 @@ fn a_person_asks_for_a_reset_link_by_mail_and_unknown_addresses_learn_nothing() 
             &json!({"email": "lea@example.org", "password": "Correct-horse-battery-9"}),
         )
         .ok();
-    let pem = std::fs::read(&server.ca).unwrap();
-    let browser = reqwest::blocking::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .build()
-        .unwrap();
+    let c = browser(&server);
     let reset = format!("{}/reset", server.url);
-    let form = browser.get(&reset).send().unwrap().text().unwrap();
+    let (_, form) = page(&c, &reset);
     assert!(form.contains("name=\"email\""), "{form}");
-    let known = browser
-        .post(&reset)
-        .form(&[("email", "Lea@Example.org")])
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let unknown = browser
-        .post(&reset)
-        .form(&[("email", "nobody@example.org")])
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let (_, known) = submit(&c, &reset, &[("email", "Lea@Example.org")]);
+    let (_, unknown) = submit(&c, &reset, &[("email", "nobody@example.org")]);
     assert_eq!(
         known, unknown,
         "the answer does not tell who has an account"
@@ -216,21 +194,19 @@ fn a_person_asks_for_a_reset_link_by_mail_and_unknown_addresses_learn_nothing() 
     let at = text.find("/reset/or_").expect("a reset link");
     let start = text[..at].rfind("https://").unwrap();
     let link: String = text[start..].split_whitespace().next().unwrap().to_string();
-    let done = browser
-        .post(&link)
-        .form(&[
+    let (status, _) = submit(
+        &c,
+        &link,
+        &[
             ("password", "Another-horse-battery-7"),
             ("confirm", "Another-horse-battery-7"),
-        ])
-        .send()
-        .unwrap();
-    assert_eq!(done.status().as_u16(), 200);
-    let device = server.anon().try_post(
-        "/api/v1/devices",
-        &json!({"username": "lea@example.org", "password": "Another-horse-battery-7",
-                "device": {"name": "laptop", "platform": "linux", "client_version": "test"}}),
+        ],
     );
-    assert_eq!(device.unwrap().status, 201);
+    assert_eq!(status, 200);
+    assert_eq!(
+        sign_in(&server, "lea@example.org", "Another-horse-battery-7"),
+        201
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(sink.messages().len(), 1, "no mail for an unknown address");
 }

@@ -6,44 +6,8 @@
 mod common;
 
 use common::Server;
+use common::pages::{browser, page, sign_in, submit};
 use serde_json::{Value, json};
-
-fn browser(server: &Server) -> reqwest::blocking::Client {
-    let pem = std::fs::read(&server.ca).unwrap();
-    reqwest::blocking::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// GET a page: (status, HTML).
-fn page(c: &reqwest::blocking::Client, url: &str) -> (u16, String) {
-    let r = c.get(url).send().unwrap();
-    let status = r.status().as_u16();
-    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(ct.starts_with("text/html"), "{ct}");
-    (status, r.text().unwrap())
-}
-
-/// POST the registration form: (status, HTML).
-fn submit(c: &reqwest::blocking::Client, url: &str, fields: &[(&str, &str)]) -> (u16, String) {
-    let r = c.post(url).form(fields).send().unwrap();
-    (r.status().as_u16(), r.text().unwrap())
-}
-
-fn sign_in(server: &Server, email: &str, password: &str) -> u16 {
-    server
-        .anon()
-        .try_post(
-            "/api/v1/devices",
-            &json!({"username": email, "password": password,
-                    "device": {"name": "laptop", "platform": "linux", "client_version": "test"}}),
-        )
-        .unwrap()
-        .status
-}
 
 #[test]
 fn an_invited_person_registers_through_the_link_and_signs_a_device_in() {

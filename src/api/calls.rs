@@ -60,10 +60,7 @@ pub async fn turn_credentials(
             ));
         }
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::relay::now_ms() / 1000;
     let ttl = turn.config.credential_ttl_secs;
     let creds = turn.secrets.current().issue(&user_id, now, ttl);
     if let Some(c) = &req.conversation_id {

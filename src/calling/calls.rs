@@ -10,6 +10,7 @@
 //! analytics and the retention journal read it.
 
 use crate::error::Result;
+use crate::relay::now_ms;
 use crate::store::Store;
 use crate::store::Table;
 use serde::{Deserialize, Serialize};
@@ -60,13 +61,6 @@ pub struct Calls {
     store: Store,
     issued: Mutex<HashMap<String, Issued>>,
     live: Mutex<HashMap<Arc<str>, Live>>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Calls {

@@ -19,6 +19,7 @@ use super::registry::Refusal;
 use super::server::Turn;
 use super::turn::{DEFAULT_LIFETIME_SECS, TRANSPORT_UDP, valid_channel};
 use crate::metrics::calling as m;
+use crate::relay::now_ms;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,13 +58,6 @@ fn reason(code: u16) -> &'static str {
         508 => "Insufficient Capacity",
         _ => "Server Error",
     }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl Turn {
@@ -183,7 +177,7 @@ impl Turn {
             reason: phrase,
         });
         if code == 401 || code == 438 {
-            let nonce = self.nonces.issue(five.client.ip(), now_secs());
+            let nonce = self.nonces.issue(five.client.ip(), now_ms() / 1000);
             let _ = w.attr(&Attribute::Realm(&self.realm));
             let _ = w.attr(&Attribute::Nonce(&nonce));
         }
@@ -230,7 +224,7 @@ impl Turn {
             }
             None
         };
-        let now = now_secs();
+        let now = now_ms() / 1000;
         match self.nonces.check(nonce, five.client.ip(), now) {
             NonceCheck::Fresh => {}
             NonceCheck::Stale | NonceCheck::Invalid => return refuse(out, 438, "stale_nonce"),

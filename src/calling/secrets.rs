@@ -8,6 +8,7 @@
 
 use super::credentials::{Secret, Secrets};
 use crate::error::{Error, Result};
+use crate::relay::now_ms;
 use crate::store::{self, Store};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -62,7 +63,7 @@ impl SecretKeeper {
                         current: STANDARD.encode(fresh),
                         previous: None,
                         previous_until: 0,
-                        rotated_at: now_secs(),
+                        rotated_at: now_ms() / 1000,
                     };
                     let bytes = serde_json::to_vec(&record).map_err(|e| {
                         Error::internal(format!("cannot encode the TURN secret: {e}"))
@@ -109,7 +110,7 @@ impl SecretKeeper {
             ));
         }
         let fresh: [u8; 32] = rand::random();
-        let now = now_secs();
+        let now = now_ms() / 1000;
         let until = now + self.overlap_secs;
         let old = self.current();
         let record = Stored {
@@ -128,11 +129,4 @@ impl SecretKeeper {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         Ok(until)
     }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

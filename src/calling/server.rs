@@ -175,7 +175,7 @@ impl Turn {
     }
 
     /// Removes an allocation and, if it ended its call, records the call.
-    pub fn remove(self: &Turn, a: &Arc<Allocation>) {
+    pub fn remove(&self, a: &Arc<Allocation>) {
         if !self.registry.remove(a) {
             return;
         }

@@ -166,9 +166,10 @@ pub async fn submit(
             ctx.insert("form_error", &refusal.message);
             pages.render("reset.html", StatusCode::UNPROCESSABLE_ENTITY, &ctx)
         }
-        Err(e) if e.code.starts_with("reset_link") => {
-            problem(&pages, StatusCode::NOT_FOUND, &e.message)
-        }
-        Err(e) => problem(&pages, StatusCode::SERVICE_UNAVAILABLE, &e.message),
+        // The link may have been used or replaced while the form was filled in.
+        Err(e) => match password_reset::open(&pages.store, &token) {
+            Ok(Err(p)) => problem(&pages, StatusCode::NOT_FOUND, &p.error().message),
+            _ => problem(&pages, StatusCode::SERVICE_UNAVAILABLE, &e.message),
+        },
     }
 }

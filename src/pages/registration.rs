@@ -118,14 +118,10 @@ pub async fn submit(
             ctx.insert("form_error", &refusal.message);
             render(&pages, StatusCode::UNPROCESSABLE_ENTITY, &ctx)
         }
-        Err(e) if e.code.starts_with("invitation_") => {
-            let mut c = Context::new();
-            c.insert("title", "This link does not work");
-            c.insert("network", "outpost");
-            c.insert("banner", "");
-            c.insert("problem", &e.message);
-            render(&pages, StatusCode::NOT_FOUND, &c)
-        }
-        Err(e) => unavailable(&pages, e),
+        // The link may have been used or replaced while the form was filled in.
+        Err(e) => match registration::open(&pages.store, &token) {
+            Ok(Err(problem)) => link_problem(&pages, problem),
+            _ => unavailable(&pages, e),
+        },
     }
 }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod calling;
+pub mod pages;
 pub mod people;
 pub mod smtp;
 pub mod stream;
