@@ -150,6 +150,17 @@ pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
             vec![op(M::DELETE, A::UntagResource, networks::untag)],
         ),
         (
+            "/networks/{network_id}/sso",
+            vec![
+                op(M::GET, A::GetOidcInfo, sso::get),
+                op(M::PUT, A::RegisterOidcConfig, sso::put),
+            ],
+        ),
+        (
+            "/networks/{network_id}/sso/test",
+            vec![op(M::POST, A::RegisterOidcConfigTest, sso::test)],
+        ),
+        (
             "/networks/{network_id}/security-groups",
             vec![
                 op(M::GET, A::ListSecurityGroups, groups::list),

@@ -6,7 +6,7 @@
 //! document states exactly what the server does.
 
 use super::api::{
-    admins, audit, backup, bots, calling, groups, invitations, mail, networks, sessions, users,
+    admins, audit, backup, bots, calling, groups, invitations, mail, networks, sessions, sso, users,
 };
 use super::response::ErrorBody;
 use actix_web::HttpResponse;
@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "outpost admin API",
         description = "Administration of an outpost appliance: networks, security groups, users, bots, \
-            admins, the audit log, backups and the calling relay. Every error is `{code, message, details}` with a stable code \
+            admins, single sign-on, the audit log, backups and the calling relay. Every error is `{code, message, details}` with a stable code \
             (docs/ADMIN-API.md). Operation ids are the permission and audit-event names.",
         license(name = "Apache-2.0")
     ),
@@ -30,6 +30,7 @@ use utoipa::{Modify, OpenApi};
         networks::list, networks::create, networks::get, networks::update, networks::delete,
         networks::get_settings, networks::update_settings, networks::get_retention, networks::update_retention, networks::put_compliance_device,
         networks::list_tags, networks::tag, networks::untag,
+        sso::get, sso::put, sso::test,
         groups::list, groups::create, groups::get, groups::update, groups::delete, groups::users,
         users::list, users::count, users::create, users::get, users::update, users::delete,
         users::suspend, users::unsuspend, users::unlock, users::devices, users::reset_devices,
@@ -47,6 +48,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "sessions", description = "Signing in and out"),
         (name = "networks", description = "Networks, their settings and tags (F1)"),
+        (name = "sso", description = "Single sign-on through a network's OpenID Connect identity provider (F5)"),
         (name = "security-groups", description = "Security groups and their policies (F2)"),
         (name = "users", description = "The team directory (F3)"),
         (name = "bots", description = "Bot accounts (F3)"),

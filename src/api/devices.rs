@@ -49,8 +49,8 @@ pub struct DeviceInfo {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
-    x25519: String,
-    ed25519: String,
+    pub(super) x25519: String,
+    pub(super) ed25519: String,
 }
 
 #[derive(Deserialize)]
@@ -71,16 +71,7 @@ pub async fn register(
     api: web::Data<ClientApi>,
     body: JsonBody<Register>,
 ) -> Result<HttpResponse> {
-    if let Some(ip) = req.peer_addr().map(|a| a.ip())
-        && let Err(wait) = api.limiter.check(ip)
-    {
-        return Err(Error::new(
-            crate::error::Kind::RateLimited,
-            "rate_limited",
-            format!("too many sign-ins from {ip}; try again in {wait} seconds"),
-        )
-        .with_retry_after(wait));
-    }
+    rate_limit(&req, &api)?;
     let b = body.into_inner();
     if let Some(k) = &b.keys {
         device::check_public_keys(&k.x25519, &k.ed25519)?;
@@ -99,7 +90,20 @@ pub async fn register(
         &|locked: &str| relay.account_changed(locked),
     )
     .await?;
-    let d = match b.keys {
+    signed_in(&api, u, d, token, b.keys).await
+}
+
+/// The answer to a sign-in that registered device `d` with `token` (password or single
+/// sign-on): publishes `keys` if given and tells the relay.
+pub async fn signed_in(
+    api: &ClientApi,
+    u: User,
+    d: Device,
+    token: String,
+    keys: Option<Keys>,
+) -> Result<HttpResponse> {
+    let relay = &api.relay;
+    let d = match keys {
         Some(k) => {
             relay
                 .store
@@ -116,6 +120,21 @@ pub async fn register(
         "user": user_view(&u),
         "consent": session.account.consent,
     })))
+}
+
+/// Refuse a sign-in beyond `relay.login_attempts_per_minute` from the caller's address.
+pub fn rate_limit(req: &HttpRequest, api: &ClientApi) -> Result<()> {
+    if let Some(ip) = req.peer_addr().map(|a| a.ip())
+        && let Err(wait) = api.limiter.check(ip)
+    {
+        return Err(Error::new(
+            crate::error::Kind::RateLimited,
+            "rate_limited",
+            format!("too many sign-ins from {ip}; try again in {wait} seconds"),
+        )
+        .with_retry_after(wait));
+    }
+    Ok(())
 }
 
 /// `PUT /api/v1/devices/self/keys`.

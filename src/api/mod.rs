@@ -1,12 +1,13 @@
 //! The client API under `/api/v1` (PROTOCOL.md §2, §3, §6): what devices call over
-//! REST — sign-in and device keys, consent, user lookup, conversations and
-//! attachments — plus the WebSocket stream's upgrade. Handlers are thin: parse,
+//! REST — sign-in (password or single sign-on) and device keys, consent, user lookup,
+//! conversations and attachments — plus the WebSocket stream's upgrade. Handlers are thin: parse,
 //! call the relay or the directory, map the error.
 
 pub mod blobs;
 pub mod calls;
 pub mod conversations;
 pub mod devices;
+pub mod sso;
 
 use crate::admin::response;
 use crate::auth::LoginLimiter;
@@ -63,6 +64,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
             .app_data(response::path_config())
             .route("/stream", web::get().to(crate::relay::websocket::upgrade))
             .route("/devices", web::post().to(devices::register))
+            .route("/sso/start", web::post().to(sso::start))
+            .route("/sso/token", web::post().to(sso::token))
             .route("/devices", web::get().to(devices::list))
             .route("/devices/self/keys", web::put().to(devices::publish_keys))
             .route("/devices/{device_id}", web::delete().to(devices::revoke))

@@ -5,7 +5,9 @@
 //!
 //! Answers never tell which usernames exist: an unknown user, a user without a
 //! password and a wrong password all get `invalid_credentials` after the same
-//! argon2id work. A lock or suspension is revealed only with the right password.
+//! argon2id work. A lock or suspension is revealed only with the right password. A
+//! person of a network with single sign-on on gets `sso_required` (naming the company
+//! id, which people are given anyway) whatever the password.
 
 use crate::directory::device::{self, Device};
 use crate::directory::user::{self, User, UserKind, UserStatus};
@@ -80,6 +82,15 @@ pub async fn login(
     })
     .await
     .map_err(|e| Error::internal(format!("checking a password: {e}")))?;
+    // A network with single sign-on takes no passwords from people (bots still sign in).
+    if l.username.contains('@')
+        && let Some(n) = found
+            .as_ref()
+            .map(|u| &u.network_id)
+            .or(l.network_id.as_ref())
+    {
+        store.read(|tx| super::sso::refuse_passwords_in(tx, n))?;
+    }
     let Some(u) = found else {
         return Err(bad_credentials());
     };
@@ -128,19 +139,30 @@ pub async fn login(
     store
         .write(move |tx| {
             let old = user::by_id(tx, &uid)?.ok_or_else(bad_credentials)?;
-            let mut u = old.clone();
-            let now = Utc::now();
-            if !u.registered {
-                u.registered = true;
-                u.registered_at = Some(now);
-            }
-            u.failed_logins = 0;
-            u.last_login_at = Some(now);
-            u.updated_at = now;
-            user::put(tx, Some(&old), &u)?;
-            let (d, token) =
-                device::register_with_token(tx, &u, &l2.name, &l2.platform, &l2.client_version)?;
-            Ok((u, d, token))
+            register_device(tx, &old, &l2.name, &l2.platform, &l2.client_version)
         })
         .await
+}
+
+/// Record a successful sign-in of `old` (read in this transaction) and register its new
+/// device with a token; shared by password and single sign-on.
+pub fn register_device(
+    tx: &redb::WriteTransaction,
+    old: &User,
+    name: &str,
+    platform: &str,
+    client_version: &str,
+) -> Result<(User, Device, String)> {
+    let mut u = old.clone();
+    let now = Utc::now();
+    if !u.registered {
+        u.registered = true;
+        u.registered_at = Some(now);
+    }
+    u.failed_logins = 0;
+    u.last_login_at = Some(now);
+    u.updated_at = now;
+    user::put(tx, Some(old), &u)?;
+    let (d, token) = device::register_with_token(tx, &u, name, platform, client_version)?;
+    Ok((u, d, token))
 }

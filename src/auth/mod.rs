@@ -1,5 +1,6 @@
-//! Authentication and authorization of administrators: accounts, passwords,
-//! sessions, roles, the sign-in rate limit, and the check every admin action passes.
+//! Authentication and authorization: administrators' accounts, passwords, sessions,
+//! roles, the sign-in rate limit and the check every admin action passes; people's
+//! device sign-in, registration, password reset, and single sign-on ([`sso`]).
 
 pub mod admin;
 pub mod device_login;
@@ -9,6 +10,7 @@ pub mod permission;
 mod rate_limit;
 pub mod registration;
 pub mod session;
+pub mod sso;
 
 pub use permission::{Action, Role};
 pub use rate_limit::LoginLimiter;

@@ -2,6 +2,8 @@
 //! administrator (SendPasswordReset) or by the person on `/reset`. Choosing the new
 //! password (which must meet the group's rules) ends every session of the user — all
 //! devices sign in again — clears a lock from failed sign-ins, and uses the link up.
+//! While the network has single sign-on on there are no passwords to reset
+//! (`sso_required`): the identity provider owns them.
 
 use super::password;
 use super::registration::Refusal;
@@ -132,6 +134,7 @@ pub fn open(store: &Store, token: &str) -> Result<std::result::Result<Open, Link
             return Ok(Err(LinkProblem::Unknown(Purpose::PasswordReset)));
         }
         let n = network::get(tx, &u.network_id)?;
+        super::sso::refuse_passwords(tx, &n)?;
         let g = group::get(tx, &u.network_id, &u.group_id)?;
         Ok(Ok(Open {
             link: l,

@@ -88,6 +88,9 @@ actions! {
     ListTagsForResource: true, true;
     TagResource: false, true;
     UntagResource: false, true;
+    GetOidcInfo: true, true;
+    RegisterOidcConfig: false, true;
+    RegisterOidcConfigTest: true, true;
 
     ListSecurityGroups: true, true;
     CreateSecurityGroup: false, true;
@@ -161,7 +164,10 @@ pub fn allows(role: Role, action: Action) -> bool {
     }
     match role {
         Role::Owner => true,
-        Role::Auditor => action.read_only() && action != CreateBackup,
+        // A connection test changes nothing, but it makes the appliance call out.
+        Role::Auditor => {
+            action.read_only() && !matches!(action, CreateBackup | RegisterOidcConfigTest)
+        }
         Role::Admin => {
             action == ListNetworks
                 || (action.network_scoped()
@@ -202,6 +208,9 @@ mod tests {
         assert!(allows(Role::Admin, Action::ListCalls));
         assert!(!allows(Role::Admin, Action::RotateTurnSecret));
         assert!(allows(Role::Auditor, Action::GetCallingStatus));
+        assert!(allows(Role::Admin, Action::RegisterOidcConfig));
+        assert!(allows(Role::Auditor, Action::GetOidcInfo));
+        assert!(!allows(Role::Auditor, Action::RegisterOidcConfigTest));
         for a in Action::ALL {
             assert_eq!(Action::from_name(a.name()), Some(*a));
             if !a.read_only() {

@@ -1,6 +1,8 @@
 //! Registering through an invitation (PRODUCT.md F4): the person behind a one-time link
 //! sets their name and a password that meets their security group's rules; the account
-//! becomes active and the link is used up, in one transaction.
+//! becomes active and the link is used up, in one transaction. While the network has
+//! single sign-on on, links are refused (`sso_required`): people sign in through the
+//! identity provider.
 
 use super::password;
 use crate::directory::group_settings::GroupSettings;
@@ -34,6 +36,7 @@ pub fn open(store: &Store, token: &str) -> Result<std::result::Result<Pending, L
             return Ok(Err(LinkProblem::Unknown(Purpose::Invitation)));
         }
         let n = network::get(tx, &u.network_id)?;
+        super::sso::refuse_passwords(tx, &n)?;
         let g = group::get(tx, &u.network_id, &u.group_id)?;
         Ok(Ok(Pending {
             invitation: inv,

@@ -46,6 +46,29 @@ pub struct Config {
     pub relay: RelayConfig,
     pub calling: CallingConfig,
     pub mail: MailConfig,
+    pub sso: SsoOptions,
+}
+
+/// Single sign-on (each network's identity provider is configured through the admin API;
+/// these are the appliance-wide knobs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SsoOptions {
+    /// Seconds between checks for SSO devices whose ID token is about to expire (their
+    /// refresh token is then redeemed at the identity provider); also the retry interval
+    /// while a provider cannot be reached.
+    pub refresh_check_secs: u64,
+    /// Seconds a call to an identity provider (discovery, keys, tokens) may take.
+    pub http_timeout_secs: u64,
+}
+
+impl Default for SsoOptions {
+    fn default() -> Self {
+        SsoOptions {
+            refresh_check_secs: 30,
+            http_timeout_secs: 10,
+        }
+    }
 }
 
 /// The calling relay: a TURN server (RFC 8656) for peer-to-peer call media.
@@ -292,6 +315,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             calling: CallingConfig::default(),
             mail: MailConfig::default(),
+            sso: SsoOptions::default(),
         }
     }
 }
@@ -566,6 +590,12 @@ impl Config {
         }
         self.validate_calling()?;
         self.mail.validate()?;
+        if !(1..=3600).contains(&self.sso.refresh_check_secs) {
+            return bad("sso.refresh_check_secs", "must be between 1 and 3600");
+        }
+        if !(1..=120).contains(&self.sso.http_timeout_secs) {
+            return bad("sso.http_timeout_secs", "must be between 1 and 120");
+        }
         if self.admin.bootstrap_username.trim().is_empty() {
             return bad("admin.bootstrap_username", "must not be empty");
         }

@@ -222,16 +222,22 @@ pub fn revoke(tx: &WriteTransaction, mut d: Device) -> Result<Device> {
     Ok(d)
 }
 
+/// Reset one device: its token and keys stop working, and what waited for it is
+/// deleted (nobody else can open it).
+pub fn reset(tx: &WriteTransaction, mut d: Device) -> Result<Device> {
+    d.status = DeviceStatus::Reset;
+    put(tx, &d)?;
+    crate::relay::mailbox::clear_device(tx, &d.id)?;
+    Ok(d)
+}
+
 /// Reset every device of `old` and end its sessions; returns the updated user and
 /// how many devices were reset.
 pub fn reset_all(tx: &WriteTransaction, old: &User) -> Result<(User, u64)> {
     let mut n = 0;
-    for mut d in list(tx, &old.id)? {
+    for d in list(tx, &old.id)? {
         if d.status == DeviceStatus::Active {
-            d.status = DeviceStatus::Reset;
-            DEVICES.put(tx, &key(&old.id, &d.id), &d)?;
-            // What waited for the device can no longer be opened by anyone.
-            crate::relay::mailbox::clear_device(tx, &d.id)?;
+            reset(tx, d)?;
             n += 1;
         }
     }

@@ -177,6 +177,13 @@ pub fn rename(tx: &WriteTransaction, id: &str, name: &str) -> Result<Network> {
     save(tx, n)
 }
 
+/// Record whether single sign-on is on (kept in step by `auth::sso::config`).
+pub fn set_sso_enabled(tx: &WriteTransaction, id: &str, on: bool) -> Result<Network> {
+    let mut n = get(tx, id)?;
+    n.sso_enabled = on;
+    save(tx, n)
+}
+
 /// Apply a partial update to the network's settings.
 pub fn update_settings(tx: &WriteTransaction, id: &str, patch: &Value) -> Result<Network> {
     let mut n = get(tx, id)?;

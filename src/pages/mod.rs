@@ -1,9 +1,10 @@
 //! Server-rendered pages for people who are not administrators (no JavaScript needed):
-//! the registration page an invitation links to ([`registration`]) and the password
-//! reset pages ([`password_reset`]).
+//! the registration page an invitation links to ([`registration`]), the password
+//! reset pages ([`password_reset`]) and the single sign-on callback ([`sso`]).
 
 pub mod password_reset;
 pub mod registration;
+pub mod sso;
 
 use crate::directory::network_settings::Classification;
 use actix_web::HttpResponse;
@@ -42,6 +43,7 @@ impl Pages {
                 include_str!("../../templates/register.html"),
             ),
             ("reset.html", include_str!("../../templates/reset.html")),
+            ("sso.html", include_str!("../../templates/sso.html")),
         ])
         .expect("embedded templates parse");
         tera.set_escape_fn(crate::html::escape);

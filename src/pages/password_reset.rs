@@ -80,6 +80,10 @@ pub async fn request(
         .write(move |tx| {
             let mut n = 0;
             for net in network::list(tx)? {
+                // Single sign-on networks have no passwords here (the answer is the same).
+                if net.sso_enabled {
+                    continue;
+                }
                 let Some(u) = user::by_name(tx, &net.id, UserKind::User, &email)? else {
                     continue;
                 };
@@ -133,8 +137,13 @@ pub async fn show(pages: web::Data<Pages>, token: web::Path<String>) -> HttpResp
             &form_context(&pages, &token, &o),
         ),
         Ok(Err(p)) => problem(&pages, StatusCode::NOT_FOUND, &p.error().message),
-        Err(e) => problem(&pages, StatusCode::SERVICE_UNAVAILABLE, &e.message),
+        Err(e) => problem(&pages, status_of(&e), &e.message),
     }
+}
+
+/// The page status of an error: its own (e.g. 403 `sso_required`, 503 store failures).
+fn status_of(e: &crate::error::Error) -> StatusCode {
+    StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// `POST /reset/{token}`.
@@ -146,7 +155,7 @@ pub async fn submit(
     let o = match password_reset::open(&pages.store, &token) {
         Ok(Ok(o)) => o,
         Ok(Err(p)) => return problem(&pages, StatusCode::NOT_FOUND, &p.error().message),
-        Err(e) => return problem(&pages, StatusCode::SERVICE_UNAVAILABLE, &e.message),
+        Err(e) => return problem(&pages, status_of(&e), &e.message),
     };
     let f = form.into_inner();
     let mut ctx = form_context(&pages, &token, &o);
@@ -169,7 +178,7 @@ pub async fn submit(
         // The link may have been used or replaced while the form was filled in.
         Err(e) => match password_reset::open(&pages.store, &token) {
             Ok(Err(p)) => problem(&pages, StatusCode::NOT_FOUND, &p.error().message),
-            _ => problem(&pages, StatusCode::SERVICE_UNAVAILABLE, &e.message),
+            _ => problem(&pages, status_of(&e), &e.message),
         },
     }
 }

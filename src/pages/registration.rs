@@ -62,13 +62,22 @@ fn link_problem(pages: &Pages, problem: LinkProblem) -> HttpResponse {
     render(pages, StatusCode::NOT_FOUND, &ctx)
 }
 
+/// A refusal (`sso_required`) or a failure (the store): its message under its status.
 fn unavailable(pages: &Pages, e: crate::error::Error) -> HttpResponse {
+    let status = StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let mut ctx = Context::new();
-    ctx.insert("title", "Try again later");
+    ctx.insert(
+        "title",
+        if status.is_server_error() {
+            "Try again later"
+        } else {
+            "This link does not work"
+        },
+    );
     ctx.insert("network", "outpost");
     ctx.insert("banner", "");
     ctx.insert("problem", &e.message);
-    render(pages, StatusCode::SERVICE_UNAVAILABLE, &ctx)
+    render(pages, status, &ctx)
 }
 
 /// `GET /invite/{token}`.

@@ -74,6 +74,11 @@ pub async fn serve(config: Config) -> Result<()> {
         mail.as_ref().map(|(outbox, _)| outbox.clone()),
         config.hostnames[0].clone(),
     ));
+    let sso = web::Data::new(crate::auth::sso::Sso::new(
+        store.clone(),
+        public_url_slot.clone(),
+        Duration::from_secs(config.sso.http_timeout_secs),
+    ));
     let health = web::Data::new(Arc::new(Health {
         store: store.clone(),
         listening: false.into(),
@@ -94,12 +99,13 @@ pub async fn serve(config: Config) -> Result<()> {
     });
     let json_limit = config.http.max_json_bytes;
     let metrics_on = config.metrics.enabled;
-    let (hs, ad, rd, ca, pg) = (
+    let (hs, ad, rd, ca, pg, so) = (
         health.clone(),
         admin_state.clone(),
         relay_data.clone(),
         client_api.clone(),
         pages.clone(),
+        sso.clone(),
     );
     let app = move || {
         let mut app = App::new()
@@ -108,6 +114,7 @@ pub async fn serve(config: Config) -> Result<()> {
             .app_data(rd.clone())
             .app_data(ca.clone())
             .app_data(pg.clone())
+            .app_data(so.clone())
             .wrap(middleware::from_fn(crate::metrics::track))
             .wrap(
                 SECURITY_HEADERS
@@ -140,6 +147,10 @@ pub async fn serve(config: Config) -> Result<()> {
             .route(
                 "/reset/{token}",
                 web::post().to(crate::pages::password_reset::submit),
+            )
+            .route(
+                crate::auth::sso::CALLBACK_PATH,
+                web::get().to(crate::pages::sso::callback),
             )
             .configure(|cfg| admin::configure(cfg, json_limit))
             .configure(|cfg| crate::api::configure(cfg, json_limit))
@@ -209,6 +220,11 @@ pub async fn serve(config: Config) -> Result<()> {
     notify::ready(&format!("serving on {}", urls.join(", ")));
 
     let upkeep = tokio::spawn(upkeep(store.clone(), admin_state.clone(), relay.clone()));
+    let sso_refresh = tokio::spawn(crate::auth::sso::refresh::run(
+        sso.clone().into_inner(),
+        relay.clone(),
+        Duration::from_secs(config.sso.refresh_check_secs),
+    ));
     let reload = tokio::spawn(reload_certificates(
         config.clone(),
         live_cert.clone(),
@@ -244,11 +260,13 @@ pub async fn serve(config: Config) -> Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
     }
     upkeep.abort();
+    sso_refresh.abort();
     reload.abort();
     if let Some(w) = watchdog {
         w.abort();
     }
     drop(admin_state);
+    drop(sso);
     drop(health);
     drop(client_api);
     drop(relay_data);

@@ -84,6 +84,14 @@ pub const INVITATIONS: &str = "invitations";
 /// Index: user id → SHA-256 of the user's live registration token.
 pub const USER_INVITATIONS: &str = "user_invitations";
 
+/// Single sign-on configuration of each network, by network id (`auth::sso::config`).
+pub const SSO_CONFIGS: &str = "sso_configs";
+/// Index: company id (lowercase) → network id; company ids are unique.
+pub const SSO_COMPANIES: &str = "sso_companies";
+/// What keeps each single sign-on device signed in (the identity provider's refresh
+/// token, the ID token's expiry, refresh failures), by device id (`auth::sso::session`).
+pub const SSO_SESSIONS: &str = "sso_sessions";
+
 /// Every table of the first schema version, in creation order.
 pub const ALL: &[&str] = &[
     META,
@@ -123,6 +131,7 @@ const MIGRATIONS: &[(&str, Migration)] = &[
         "create the mail outbox and the invitation tables",
         create_mail_tables,
     ),
+    ("create the single sign-on tables", create_sso_tables),
 ];
 
 /// Tables added by version 2.
@@ -160,6 +169,14 @@ fn create_call_records(tx: &WriteTransaction) -> Result<()> {
 
 fn create_mail_tables(tx: &WriteTransaction) -> Result<()> {
     for name in [MAIL_OUTBOX, MAIL_QUEUE, INVITATIONS, USER_INVITATIONS] {
+        tx.open_table(def(name))
+            .map_err(|e| store_err("creating tables", e))?;
+    }
+    Ok(())
+}
+
+fn create_sso_tables(tx: &WriteTransaction) -> Result<()> {
+    for name in [SSO_CONFIGS, SSO_COMPANIES, SSO_SESSIONS] {
         tx.open_table(def(name))
             .map_err(|e| store_err("creating tables", e))?;
     }

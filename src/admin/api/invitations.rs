@@ -38,7 +38,9 @@ pub struct InvitationView {
 pub struct InvitedUser {
     #[serde(flatten)]
     pub user: UserView,
-    /// Present when the user has no password yet and must register through the link.
+    /// Present when the user has no password yet and must register through the link
+    /// (never while the network has single sign-on on: the person signs in through the
+    /// identity provider).
     pub invitation: Option<InvitationView>,
 }
 
@@ -140,7 +142,7 @@ pub struct ResetSent {
     responses((status = 200, body = ResetSent, description = "A one-time link (24 hours) to choose \
         a new password, mailed when mail is on and returned when it is off; choosing it ends every \
         session of the user. 409 `not_registered` for a pending user, `user_suspended` for a \
-        suspended one.")))]
+        suspended one; 403 `sso_required` while the network has single sign-on on.")))]
 pub async fn password_reset(
     state: State,
     audit: Audit,
@@ -153,8 +155,9 @@ pub async fn password_reset(
     let (u, issued) = audit
         .write(&state.store, 200, move |tx| {
             let u = user::get(tx, &p.network_id, UserKind::User, &p.user_id)?;
-            password_reset::may_reset(&u)?;
             let net = network::get(tx, &p.network_id)?;
+            crate::auth::sso::refuse_passwords(tx, &net)?;
+            password_reset::may_reset(&u)?;
             let issued = password_reset::issue(
                 tx,
                 &password_reset::Delivery {
@@ -179,7 +182,8 @@ pub async fn password_reset(
 #[utoipa::path(post, path = "/networks/{network_id}/users/{user_id}/invitation", operation_id = "ReinviteUser",
     tag = "users", params(UserPath), responses((status = 200, body = InvitedUser,
         description = "A new registration link (7 days); the previous one stops working. \\
-            409 `already_registered` for a user who has registered.")))]
+            409 `already_registered` for a user who has registered; 403 `sso_required` while \
+            the network has single sign-on on.")))]
 pub async fn reinvite(
     state: State,
     audit: Audit,
@@ -198,6 +202,7 @@ pub async fn reinvite(
                 ));
             }
             let net = network::get(tx, &p.network_id)?;
+            crate::auth::sso::refuse_passwords(tx, &net)?;
             let inv = invite(tx, &how, &net, &u)?;
             Ok((u, inv))
         })

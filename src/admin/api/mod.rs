@@ -12,6 +12,7 @@ pub mod invitations;
 pub mod mail;
 pub mod networks;
 pub mod sessions;
+pub mod sso;
 pub mod users;
 
 use super::AdminState;

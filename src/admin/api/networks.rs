@@ -113,6 +113,7 @@ pub async fn delete(
         .write(&state.store, 200, move |tx| {
             let r = network::delete(tx, &id, confirm.as_deref())?;
             admins::forget_network(tx, &id)?;
+            crate::auth::sso::config::forget_network(tx, &id)?;
             Ok(r)
         })
         .await?;

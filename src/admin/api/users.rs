@@ -197,9 +197,11 @@ pub async fn create(
             )?;
             u.password_hash = hash.clone();
             user::put(tx, None, &u)?;
+            // With single sign-on on, the person signs in through the identity provider:
+            // there is nothing to register through a link.
             let inv = match u.password_hash {
-                Some(_) => None,
-                None => Some(invite(tx, &how, &n, &u)?),
+                None if !n.sso_enabled => Some(invite(tx, &how, &n, &u)?),
+                _ => None,
             };
             Ok((u, inv))
         })
@@ -469,7 +471,12 @@ async fn run_bulk(
             BulkAction::Invite => {
                 let mut r = bulk::apply_invite(tx, &network_id, &rows)?;
                 let net = network::get(tx, &network_id)?;
-                for id in &r.user_ids {
+                let ids = if net.sso_enabled {
+                    &[][..]
+                } else {
+                    &r.user_ids[..]
+                };
+                for id in ids {
                     let u = user::get(tx, &network_id, UserKind::User, id)?;
                     let inv = invite(tx, &how, &net, &u)?;
                     r.invitations.push(bulk::BulkInvitation {
