@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod calling;
+pub mod oidc;
 pub mod pages;
 pub mod people;
 pub mod smtp;

@@ -200,6 +200,7 @@ async fn settle(
             s.failing_since = None;
             s.last_error = None;
             s.refreshed_at = Some(now);
+            tracing::debug!(device = %s.device_id, until = %expires_at, "sso: refreshed a sign-in");
             sso.store.write(move |tx| update(tx, &s)).await
         }
         Refresh::Refused(why) => sign_out(sso, relay, s, why).await,
