@@ -657,3 +657,68 @@ fn a_grace_period_keeps_the_device_until_the_provider_refuses_the_refresh() {
     // A new sign-in works against the new provider.
     w.sign_in("kate");
 }
+
+#[test]
+fn the_client_command_signs_a_device_in_through_the_identity_provider() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let w = World::new(|b| b);
+    w.configure(json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("lena.json");
+    let mut cli = Command::new(common::BIN)
+        .args(["client", "--profile", profile.to_str().unwrap(), "login"])
+        .args([
+            "--url",
+            &w.server.url,
+            "--ca-cert",
+            w.server.ca.to_str().unwrap(),
+        ])
+        .args([
+            "--sso",
+            COMPANY,
+            "--email",
+            "lena@example.test",
+            "--device-name",
+            "cli",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(cli.stderr.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with(&w.idp.issuer))
+        .expect("the client prints the authorization URL");
+    let back = authorize(
+        &oidc::browser(None),
+        &url,
+        &format!("{}/sso/callback", w.server.url),
+    );
+    let r = browser(&w.server).get(&back).send().unwrap();
+    assert_eq!(r.status(), 302);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with("http://127.0.0.1:"), "{to}");
+    // The browser arrives at the client's loopback listener.
+    let page = reqwest::blocking::get(&to).unwrap().text().unwrap();
+    assert!(page.contains("You are signed in"), "{page}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = cli.wait().unwrap();
+    assert!(status.success(), "{}", rest.join("\n"));
+    let (code, out, err) = common::outpost(
+        &[
+            "client",
+            "--profile",
+            profile.to_str().unwrap(),
+            "whoami",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let me: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(me["user"]["username"], "lena@example.test");
+    assert_eq!(me["device"]["name"], "cli");
+}

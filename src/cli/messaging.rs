@@ -90,14 +90,22 @@ pub struct LoginArgs {
     #[arg(long)]
     pub insecure: bool,
     /// Network id (needed when the username exists in several networks).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sso")]
     pub network: Option<String>,
-    #[arg(long, env = "OUTPOST_CLIENT_USERNAME")]
-    pub username: String,
+    #[arg(long, env = "OUTPOST_CLIENT_USERNAME", required_unless_present = "sso")]
+    pub username: Option<String>,
     /// Read the password from the first line of standard input (else
     /// $OUTPOST_CLIENT_PASSWORD, else a prompt).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sso")]
     pub password_stdin: bool,
+    /// Sign in through your organisation's identity provider (single sign-on) with this
+    /// company id: prints a URL to open in a browser, and waits for the answer on a
+    /// loopback port.
+    #[arg(long, value_name = "COMPANY_ID")]
+    pub sso: Option<String>,
+    /// With --sso: your e-mail address, to prefill the identity provider's sign-in.
+    #[arg(long, requires = "sso")]
+    pub email: Option<String>,
     /// Device name [default: the host name].
     #[arg(long)]
     pub device_name: Option<String>,
@@ -309,18 +317,41 @@ async fn login(path: &Path, a: LoginArgs) -> Result<i32> {
             path.display()
         );
     }
-    let password = read_password(a.password_stdin)?;
-    let outcome = crate::client::login(&LoginRequest {
-        url: a.url,
-        ca_cert: a.ca_cert,
-        insecure: a.insecure,
-        quic_addr: a.quic_addr,
-        network_id: a.network,
-        username: a.username,
-        password,
-        device_name: a.device_name.unwrap_or_else(hostname),
-    })
-    .await?;
+    let outcome = match (a.sso, a.username) {
+        (Some(company_id), _) => {
+            let req = crate::client::SsoLoginRequest {
+                appliance: crate::client::Appliance {
+                    url: a.url,
+                    ca_cert: a.ca_cert,
+                    insecure: a.insecure,
+                    quic_addr: a.quic_addr,
+                },
+                company_id,
+                login_hint: a.email,
+                device_name: a.device_name.unwrap_or_else(hostname),
+            };
+            crate::client::login_sso(&req, |url| {
+                eprintln!("Open this address in a browser to sign in:\n\n{url}\n");
+                eprintln!("waiting for the identity provider's answer (Ctrl-C to give up)…");
+            })
+            .await?
+        }
+        (None, Some(username)) => {
+            let password = read_password(a.password_stdin)?;
+            crate::client::login(&LoginRequest {
+                url: a.url,
+                ca_cert: a.ca_cert,
+                insecure: a.insecure,
+                quic_addr: a.quic_addr,
+                network_id: a.network,
+                username,
+                password,
+                device_name: a.device_name.unwrap_or_else(hostname),
+            })
+            .await?
+        }
+        (None, None) => bail!("name the account: --username, or --sso COMPANY_ID"),
+    };
     outcome.profile.save(path)?;
     eprintln!(
         "logged in as {} (network {}), device {} — profile saved in {}",

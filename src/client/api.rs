@@ -163,6 +163,39 @@ pub struct Registration {
     pub consent: Option<Consent>,
 }
 
+/// `POST /api/v1/sso/start` (§2.7).
+#[derive(Debug, Clone, Serialize)]
+pub struct SsoStart {
+    pub company_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
+    /// The client's loopback listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    /// S256 of the verifier the client keeps.
+    pub code_challenge: String,
+}
+
+/// The answer to a single sign-on start.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SsoStarted {
+    /// Open this in a browser.
+    pub authorization_url: String,
+    pub expires_at: String,
+}
+
+/// `POST /api/v1/sso/token` (§2.7): the grant and the verifier → a device.
+#[derive(Debug, Clone, Serialize)]
+pub struct SsoToken {
+    pub code: String,
+    pub code_verifier: String,
+    pub name: String,
+    pub platform: String,
+    pub client_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<PublicKeys>,
+}
+
 /// `GET /api/v1/me` (§2.4).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Me {
@@ -424,6 +457,28 @@ impl ApiClient {
             &["devices"],
             Some(req),
             "the device registration",
+        )
+        .await
+    }
+
+    /// Start a single sign-on through the company's identity provider. Needs no token.
+    pub async fn sso_start(&self, req: &SsoStart) -> Result<SsoStarted> {
+        self.call(
+            Method::POST,
+            &["sso", "start"],
+            Some(req),
+            "the single sign-on start",
+        )
+        .await
+    }
+
+    /// Redeem a single sign-on grant for a device (a login). Needs no token.
+    pub async fn sso_token(&self, req: &SsoToken) -> Result<Registration> {
+        self.call(
+            Method::POST,
+            &["sso", "token"],
+            Some(req),
+            "the single sign-on device registration",
         )
         .await
     }

@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::api::{
-    ApiClient, ConversationDevice, Device, DeviceInfo, PublicKeys, RegisterRequest, User,
+    ApiClient, ConversationDevice, Device, DeviceInfo, PublicKeys, RegisterRequest, Registration,
+    User,
 };
 use super::content::{FileContent, FileRef, ReceivedMessage, TextContent};
 use super::crypto::DeviceKeys;
@@ -131,16 +132,38 @@ pub struct LoginOutcome {
     pub consent: Option<Consent>,
 }
 
+/// Where and how a new device connects: the appliance and how its certificate is trusted.
+#[derive(Debug, Clone)]
+pub struct Appliance {
+    pub url: String,
+    pub ca_cert: Option<PathBuf>,
+    pub insecure: bool,
+    pub quic_addr: Option<String>,
+}
+
+impl Appliance {
+    /// The REST client, and the CA file as an absolute path (for the profile).
+    pub fn api(&self) -> Result<(ApiClient, Option<PathBuf>)> {
+        let ca_cert = match &self.ca_cert {
+            Some(p) => Some(
+                std::fs::canonicalize(p).with_context(|| format!("cannot read {}", p.display()))?,
+            ),
+            None => None,
+        };
+        let trust = Trust::from_options(ca_cert.as_deref(), self.insecure)?;
+        Ok((ApiClient::new(&self.url, &trust)?, ca_cert))
+    }
+}
+
 /// Register a new device with fresh keys (a login). The profile is not saved here.
 pub async fn login(req: &LoginRequest) -> Result<LoginOutcome> {
-    let ca_cert = match &req.ca_cert {
-        Some(p) => {
-            Some(std::fs::canonicalize(p).with_context(|| format!("cannot read {}", p.display()))?)
-        }
-        None => None,
+    let appliance = Appliance {
+        url: req.url.clone(),
+        ca_cert: req.ca_cert.clone(),
+        insecure: req.insecure,
+        quic_addr: req.quic_addr.clone(),
     };
-    let trust = Trust::from_options(ca_cert.as_deref(), req.insecure)?;
-    let api = ApiClient::new(&req.url, &trust)?;
+    let (api, ca_cert) = appliance.api()?;
     let keys = DeviceKeys::generate(&mut rand::rng());
     let public = public_keys(&keys);
     let reg = api
@@ -148,30 +171,48 @@ pub async fn login(req: &LoginRequest) -> Result<LoginOutcome> {
             username: req.username.clone(),
             password: req.password.clone(),
             network_id: req.network_id.clone(),
-            device: DeviceInfo {
-                name: req.device_name.clone(),
-                platform: std::env::consts::OS.to_string(),
-                client_version: env!("CARGO_PKG_VERSION").to_string(),
-            },
+            device: device_info(&req.device_name),
             keys: Some(public.clone()),
         })
         .await
         .context("cannot log in")?;
+    finish_login(&api, &appliance, ca_cert, &keys, &public, reg).await
+}
+
+/// What a new device's platform and version are.
+pub fn device_info(name: &str) -> DeviceInfo {
+    DeviceInfo {
+        name: name.to_string(),
+        platform: std::env::consts::OS.to_string(),
+        client_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// After a sign-in registered a device (`reg`) with `keys`: publish the keys if the
+/// server has not yet, and build the device's profile.
+pub(crate) async fn finish_login(
+    api: &ApiClient,
+    appliance: &Appliance,
+    ca_cert: Option<PathBuf>,
+    keys: &DeviceKeys,
+    public: &PublicKeys,
+    reg: Registration,
+) -> Result<LoginOutcome> {
     let mut device = reg.device;
     if device.x25519.is_none() || device.ed25519.is_none() {
         device = api
             .clone()
             .with_token(reg.token.clone())
-            .publish_keys(&public)
+            .publish_keys(public)
             .await
             .context("cannot publish the device's keys")?;
     }
-    let (x25519_secret, ed25519_seed) = Profile::keys_to_strings(&keys);
+    let (x25519_secret, ed25519_seed) = Profile::keys_to_strings(keys);
     let profile = Profile {
         url: api.base_url().as_str().trim_end_matches('/').to_string(),
         ca_cert,
-        insecure: req.insecure,
-        quic_addr: req.quic_addr.clone(),
+        insecure: appliance.insecure,
+        quic_addr: appliance.quic_addr.clone(),
         network_id: reg.user.network_id.clone(),
         user_id: reg.user.id.clone(),
         username: reg.user.username.clone(),

@@ -88,7 +88,8 @@ const provider = new Provider(issuer, {
 provider.use(async (ctx, next) => {
   if (!/^\/interaction\/[^/]+$/.test(ctx.path)) return next();
   const d = await provider.interactionDetails(ctx.req, ctx.res);
-  const accountId = d.session?.accountId ?? d.params.login_hint ?? 'alice';
+  const hint = d.params.login_hint?.split('@')[0];
+  const accountId = d.session?.accountId ?? hint ?? 'alice';
   let result = { login: { accountId } };
   if (d.prompt.name !== 'login') {
     const g = d.grantId
