@@ -174,7 +174,7 @@ pub enum Finished {
     Code {
         code: String,
         expires_at: DateTime<Utc>,
-        network: Network,
+        network: Box<Network>,
         company_id: String,
         username: String,
     },
@@ -332,7 +332,7 @@ pub async fn callback(sso: &Sso, c: Callback) -> std::result::Result<Finished, R
         None => Ok(Finished::Code {
             code,
             expires_at,
-            network: net,
+            network: Box::new(net),
             company_id: cfg.company_id,
             username,
         }),
