@@ -722,3 +722,73 @@ fn the_client_command_signs_a_device_in_through_the_identity_provider() {
     assert_eq!(me["user"]["username"], "lena@example.test");
     assert_eq!(me["device"]["name"], "cli");
 }
+
+#[test]
+fn the_admin_command_configures_and_tests_single_sign_on() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let w = World::new(|b| b);
+    let token = w.owner.token.clone().unwrap();
+    let admin = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(common::BIN)
+            .args(["admin", "--url", &w.server.url, "--token", &token])
+            .args(["--ca-cert", w.server.ca.to_str().unwrap(), "--json", "sso"])
+            .args(args)
+            .env("OUTPOST_CLI_CONFIG", "/nonexistent/outpost-cli.toml")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "outpost admin sso {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    let net = w.network.clone();
+    let v = admin(
+        &[
+            "set",
+            &net,
+            "--company-id",
+            COMPANY,
+            "--issuer",
+            &w.idp.issuer,
+            "--client-id",
+            "outpost",
+            "--client-secret-stdin",
+            "--username-claim",
+            "upn",
+        ],
+        "outpost-secret\n",
+    );
+    assert_eq!(v["client_secret_set"], true);
+    assert_eq!(v["enabled"], false);
+    let report = admin(&["test", &net], "");
+    assert_eq!(report["pkce_s256"], true);
+    let v = admin(
+        &["set", &net, "--enable", "--refresh-grace-minutes", "30"],
+        "",
+    );
+    assert_eq!(
+        (v["enabled"].clone(), v["refresh_grace_minutes"].clone()),
+        (json!(true), json!(30))
+    );
+    assert_eq!(v["username_claim"], "upn", "what set leaves out is kept");
+    let shown = admin(&["show", &net], "");
+    assert_eq!(shown["company_id"], COMPANY);
+    assert_eq!(
+        w.sign_in("mia")["user"]["username"],
+        "mia@corp.example.test"
+    );
+}

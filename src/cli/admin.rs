@@ -50,6 +50,9 @@ pub enum Noun {
     Users(UserCmd),
     #[command(subcommand)]
     Bots(BotCmd),
+    /// A network's single sign-on through its identity provider.
+    #[command(subcommand)]
+    Sso(super::admin_sso::SsoCmd),
     #[command(subcommand)]
     Admins(AdminCmd),
     #[command(subcommand)]
@@ -591,6 +594,7 @@ pub async fn run(args: AdminArgs) -> Result<i32> {
         Noun::Groups(cmd) => groups(&ctx, cmd).await?,
         Noun::Users(cmd) => users(&ctx, cmd).await?,
         Noun::Bots(cmd) => bots(&ctx, cmd).await?,
+        Noun::Sso(cmd) => super::admin_sso::run(&ctx.c, ctx.json, cmd).await?,
         Noun::Admins(cmd) => admins(&ctx, cmd).await?,
         Noun::Audit(cmd) => return audit(&ctx, cmd).await,
         Noun::Backup { file } => return backup_with(&ctx.c, &file).await,

@@ -7,6 +7,7 @@
 //! ([`messaging`]). Exit status: 0 success, 1 failure, 2 bad usage (clap).
 
 pub mod admin;
+pub mod admin_sso;
 pub mod client;
 mod local;
 pub mod messaging;
