@@ -71,7 +71,7 @@ pub async fn put(
 #[utoipa::path(post, path = "/networks/{network_id}/sso/test", operation_id = "RegisterOidcConfigTest",
     tag = "sso", params(NetworkPath),
     request_body(content = Option<SsoInput>, description = "A configuration to test (absent fields \
-        as the saved one); no body tests the saved configuration. Nothing is saved."),
+        as the saved one); no body (or `null`) tests the saved configuration. Nothing is saved."),
     responses((status = 200, body = TestReport, description = "The provider was reached: its \
         discovery document names the configured issuer, it offers S256 PKCE and a token endpoint, \
         and its signing keys were fetched. 422 `sso_connection_failed` says what failed.")))]
@@ -89,18 +89,21 @@ pub async fn test(
         let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             Error::bad_request("invalid_json", format!("the request body is not JSON: {e}"))
         })?;
-        if !v.is_object() {
-            return Err(Error::bad_request(
-                "invalid_json",
-                "the request body must be a JSON object",
-            ));
+        match v {
+            serde_json::Value::Null => None,
+            serde_json::Value::Object(_) => Some(serde_json::from_value(v).map_err(|e| {
+                Error::bad_request(
+                    "invalid_json",
+                    format!("the request body is not valid for this operation: {e}"),
+                )
+            })?),
+            _ => {
+                return Err(Error::bad_request(
+                    "invalid_json",
+                    "the request body must be a JSON object (or null, or nothing)",
+                ));
+            }
         }
-        Some(serde_json::from_value(v).map_err(|e| {
-            Error::bad_request(
-                "invalid_json",
-                format!("the request body is not valid for this operation: {e}"),
-            )
-        })?)
     };
     if let Some(i) = &input {
         audit.body(i);

@@ -79,7 +79,6 @@ pub struct SsoInput {
     pub company_id: String,
     /// `https://…` (plain `http://` only for a loopback host), exactly as the provider's
     /// discovery document names itself.
-    #[schema(example = "https://login.microsoftonline.com/TENANT/v2.0")]
     pub issuer: String,
     pub client_id: String,
     /// Absent: keep the current secret; `null`: no secret (a public client).
