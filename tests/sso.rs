@@ -219,6 +219,8 @@ fn a_person_signs_in_through_the_identity_provider_and_the_device_works() {
     // A second sign-in finds the same user.
     let again = w.sign_in("bob");
     assert_eq!(again["user"]["id"], signed_in["user"]["id"]);
+    let log = w.server.lines.text();
+    assert!(!log.contains("outpost-secret") && !log.contains(&code), "{log}");
 }
 
 #[test]

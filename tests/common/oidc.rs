@@ -142,6 +142,25 @@ impl Provider {
             }
         }
         self.child = Some(child);
+        // Ready when discovery answers (the certificate is checked by the tests).
+        let probe = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .danger_accept_invalid_certs(true)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let discovery = format!("{}/.well-known/openid-configuration", self.issuer);
+        while !probe
+            .get(&discovery)
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{discovery} did not answer within {READY_WITHIN:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stop it (SIGTERM, then wait).

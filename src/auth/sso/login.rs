@@ -143,7 +143,7 @@ pub async fn start(sso: &Sso, s: Start) -> Result<Started> {
         Login {
             network_id: cfg.network_id.clone(),
             config_updated_at: cfg.updated_at,
-            pkce_verifier: verifier.secret().clone(),
+            pkce_verifier: Kept::new(verifier.secret().clone()),
             nonce: nonce.secret().clone(),
             client_challenge: s.code_challenge,
             client_redirect,
@@ -365,7 +365,9 @@ async fn exchange(
                 format!("The identity provider cannot exchange codes: {e}."),
             )
         })?
-        .set_pkce_verifier(PkceCodeVerifier::new(login.pkce_verifier.clone()))
+        .set_pkce_verifier(PkceCodeVerifier::new(
+            login.pkce_verifier.expose().to_string(),
+        ))
         .request_async(&p.http)
         .await
         .map_err(|e| match e {

@@ -31,7 +31,7 @@ pub struct Login {
     /// The configuration it began with (a changed configuration ends it).
     pub config_updated_at: DateTime<Utc>,
     /// Outpost's own PKCE verifier for the identity provider.
-    pub pkce_verifier: String,
+    pub pkce_verifier: super::kept::Kept,
     pub nonce: String,
     /// The client's S256 challenge (its verifier redeems the grant).
     pub client_challenge: String,
@@ -193,7 +193,7 @@ mod tests {
         let l = Login {
             network_id: "12345678".into(),
             config_updated_at: Utc::now(),
-            pkce_verifier: random_token(),
+            pkce_verifier: super::super::kept::Kept::new(random_token()),
             nonce: random_token(),
             client_challenge: s256("x"),
             client_redirect: None,
