@@ -86,7 +86,8 @@ pub async fn register(
         device::check_public_keys(&k.x25519, &k.ed25519)?;
     }
     let relay = &api.relay;
-    let (u, d, token) = device_login::login(
+    let base = api.mail.base_url();
+    let signed = device_login::login(
         &relay.store,
         Login {
             network_id: b.network_id,
@@ -96,25 +97,36 @@ pub async fn register(
             platform: b.device.platform,
             client_version: b.device.client_version,
         },
+        &api.mail.delivery(&base),
         &|locked: &str| relay.account_changed(locked),
     )
     .await?;
+    if signed.mail_id.is_some() {
+        api.mail.wake();
+    }
     let d = match b.keys {
         Some(k) => {
+            let d = signed.device.clone();
             relay
                 .store
                 .write(move |tx| device::publish_keys(tx, d.clone(), &k.x25519, &k.ed25519))
                 .await?
         }
-        None => d,
+        None => signed.device.clone(),
     };
+    let u = &signed.user;
     relay.account_changed(&u.id);
-    let session = relay.authenticate(&token)?;
+    let consent = match &signed.approval {
+        // A pending device learns the consent notice once approved.
+        Some(_) => None,
+        None => relay.authenticate(&signed.token)?.account.consent.clone(),
+    };
     Ok(response::created(&json!({
-        "token": token,
+        "token": signed.token,
         "device": device_view(&d),
-        "user": user_view(&u),
-        "consent": session.account.consent,
+        "user": user_view(u),
+        "consent": consent,
+        "approval": signed.approval,
     })))
 }
 

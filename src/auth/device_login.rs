@@ -1,13 +1,17 @@
 //! Signing a person in on a new device (PROTOCOL.md §2.1): check the password,
 //! count failures against the security group's lockout threshold, and register the
 //! device with its token. The first successful sign-in of an invited user with a
-//! password makes the account `active`.
+//! password makes the account `active`. Where the group protects accounts from
+//! takeover, a device added to an account that already has one waits for approval
+//! (`auth::device_approval`); the approval code is mailed in the same transaction.
 //!
 //! Answers never tell which usernames exist: an unknown user, a user without a
 //! password and a wrong password all get `invalid_credentials` after the same
 //! argon2id work. A lock or suspension is revealed only with the right password.
 
-use crate::directory::device::{self, Device};
+use super::device_approval::{self, Pending};
+use super::password_reset::Delivery;
+use crate::directory::device::{self, Device, DeviceStatus};
 use crate::directory::user::{self, User, UserKind, UserStatus};
 use crate::directory::{group, network};
 use crate::error::{Error, Result};
@@ -60,14 +64,29 @@ fn find(store: &Store, l: &Login) -> Result<Option<User>> {
     })
 }
 
+/// A device signed in.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    pub device: Device,
+    /// Shown once; only its hash is stored.
+    pub token: String,
+    /// Set when the device waits for approval (account-takeover protection).
+    pub approval: Option<Pending>,
+    /// The approval mail queued for it, if any (wake the outbox after the commit).
+    pub mail_id: Option<String>,
+}
+
 /// Check the password and register the device; returns the account, the device and
 /// its token. `on_lock` is told the id of an account this attempt locked, so the
-/// account's open streams can be closed at once.
+/// account's open streams can be closed at once. `how` says whether an approval code
+/// can be mailed, should the device need approval.
 pub async fn login(
     store: &Store,
     l: Login,
+    how: &Delivery<'_>,
     on_lock: &(dyn Fn(&str) + Sync),
-) -> Result<(User, Device, String)> {
+) -> Result<SignedIn> {
     let found = find(store, &l)?;
     let phc = found.as_ref().and_then(|u| u.password_hash.clone());
     let pw = l.password.clone();
@@ -125,6 +144,7 @@ pub async fn login(
     }
     let uid = u.id.clone();
     let l2 = l.clone();
+    let (base_url, domain, mail) = (how.base_url.to_string(), how.domain.to_string(), how.mail);
     store
         .write(move |tx| {
             let old = user::by_id(tx, &uid)?.ok_or_else(bad_credentials)?;
@@ -138,9 +158,41 @@ pub async fn login(
             u.last_login_at = Some(now);
             u.updated_at = now;
             user::put(tx, Some(&old), &u)?;
-            let (d, token) =
-                device::register_with_token(tx, &u, &l2.name, &l2.platform, &l2.client_version)?;
-            Ok((u, d, token))
+            let g = group::get(tx, &u.network_id, &u.group_id)?;
+            let pending = device_approval::required(&u, &g.settings, &device::list(tx, &u.id)?);
+            let status = if pending {
+                DeviceStatus::PendingApproval
+            } else {
+                DeviceStatus::Active
+            };
+            let (mut d, token) = device::register_with_token(
+                tx,
+                &u,
+                &l2.name,
+                &l2.platform,
+                &l2.client_version,
+                status,
+            )?;
+            let mut mail_id = None;
+            if pending && mail {
+                let net = network::get(tx, &u.network_id)?;
+                let how = Delivery {
+                    base_url: &base_url,
+                    mail,
+                    domain: &domain,
+                };
+                let (sent, id) = device_approval::send_code(tx, &how, &net, &u, d, now)?;
+                d = sent;
+                mail_id = Some(id);
+            }
+            let approval = pending.then(|| device_approval::pending(&d, mail));
+            Ok(SignedIn {
+                user: u,
+                device: d,
+                token,
+                approval,
+                mail_id,
+            })
         })
         .await
 }

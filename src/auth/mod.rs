@@ -2,6 +2,7 @@
 //! sessions, roles, the sign-in rate limit, and the check every admin action passes.
 
 pub mod admin;
+pub mod device_approval;
 pub mod device_login;
 pub mod password;
 pub mod password_reset;

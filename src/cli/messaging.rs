@@ -49,6 +49,16 @@ pub enum ClientCommand {
     Login(LoginArgs),
     /// Revoke this device and delete its profile.
     Logout,
+    /// Approve this new device with the code mailed to you (where your security group
+    /// asks new devices to be approved), or ask for a new code.
+    Approve {
+        /// The six-digit code from the mail.
+        #[arg(long, required_unless_present = "resend")]
+        code: Option<String>,
+        /// Mail a new code instead.
+        #[arg(long, conflicts_with = "code")]
+        resend: bool,
+    },
     /// Show this device's user, device and policy.
     Whoami {
         #[arg(long)]
@@ -116,8 +126,10 @@ pub struct LoginArgs {
 pub enum DevicesCommand {
     /// List your devices (default).
     List,
-    /// Revoke one of your devices.
+    /// Revoke one of your devices (also: refuse a device that waits for approval).
     Revoke { device_id: String },
+    /// Approve a new device of your account that waits for approval.
+    Approve { device_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,6 +252,7 @@ pub async fn run(args: ClientArgs) -> Result<i32> {
     match args.command {
         ClientCommand::Login(l) => login(&path, l).await,
         ClientCommand::Logout => logout(&path).await,
+        ClientCommand::Approve { code, resend } => approve(&path, code, resend).await,
         ClientCommand::Whoami { json } => whoami(&path, json).await,
         ClientCommand::Devices { command, json } => devices(&path, command, json).await,
         ClientCommand::Rooms { command, json } => rooms(&path, command, json).await,
@@ -329,6 +342,22 @@ async fn login(path: &Path, a: LoginArgs) -> Result<i32> {
         outcome.device.id,
         path.display()
     );
+    if let Some(a) = &outcome.approval {
+        eprintln!(
+            "this device waits for approval (your security group protects accounts from takeover):"
+        );
+        if a.methods.iter().any(|m| m == "email") {
+            eprintln!(
+                "  - enter the code mailed to {}: outpost client approve --code NNNNNN",
+                outcome.user.username
+            );
+        }
+        eprintln!(
+            "  - or, on a device you already use: outpost client devices approve {}",
+            outcome.device.id
+        );
+        return Ok(0);
+    }
     if let Some(c) = &outcome.consent {
         let mut session = Session::new(outcome.profile.clone())?;
         session.set_profile_path(Some(path.to_path_buf()));
@@ -338,6 +367,35 @@ async fn login(path: &Path, a: LoginArgs) -> Result<i32> {
             Err(e) => eprintln!("{e:#}"),
         }
     }
+    Ok(0)
+}
+
+async fn approve(path: &Path, code: Option<String>, resend: bool) -> Result<i32> {
+    let session = Session::open(path)?;
+    if resend {
+        let a = session
+            .api()
+            .resend_approval_code()
+            .await
+            .context("cannot mail a new code")?;
+        eprintln!(
+            "a new code was mailed to {}; it works until {}",
+            session.profile().username,
+            a.code_expires_at.as_deref().unwrap_or("?")
+        );
+        return Ok(0);
+    }
+    let code = code.context("pass --code, or --resend")?;
+    let d = session
+        .api()
+        .enter_approval_code(&code)
+        .await
+        .context("cannot approve this device")?;
+    session
+        .publish_keys_if_missing(&d)
+        .await
+        .context("cannot publish this device's keys")?;
+    eprintln!("device {} approved", d.id);
     Ok(0)
 }
 
@@ -410,6 +468,14 @@ async fn devices(path: &Path, command: Option<DevicesCommand>, as_json: bool) ->
                     ],
                 );
             }
+        }
+        DevicesCommand::Approve { device_id } => {
+            let d = session
+                .api()
+                .approve_device(&device_id)
+                .await
+                .context("cannot approve the device")?;
+            eprintln!("device {} ({}) approved", d.id, d.name);
         }
         DevicesCommand::Revoke { device_id } => {
             session
@@ -829,6 +895,22 @@ async fn listen_loop(
                         receipt.client_msg_ids.len(),
                         receipt.conversation_id
                     );
+                }
+            }
+            Event::DevicesPending(devices) => {
+                if a.json {
+                    println!(
+                        "{}",
+                        json!({"event": "devices_pending", "devices": devices})
+                    );
+                } else {
+                    for d in &devices {
+                        eprintln!(
+                            "* new device waiting for approval: {} \"{}\" ({}, {}) — approve it with \
+                             `outpost client devices approve {}` or refuse it with `outpost client devices revoke {}`",
+                            d.id, d.name, d.platform, d.created_at, d.id, d.id
+                        );
+                    }
                 }
             }
             Event::Policy(p) => {

@@ -161,6 +161,30 @@ pub struct Registration {
     pub user: User,
     #[serde(default)]
     pub consent: Option<Consent>,
+    /// Set when the device waits for approval (account-takeover protection).
+    #[serde(default)]
+    pub approval: Option<Approval>,
+}
+
+/// How a device that waits for approval can be approved (§2.2).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Approval {
+    /// `device` (approve it from an active device) and, while mail is on, `email`.
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub code_expires_at: Option<String>,
+    #[serde(default)]
+    pub attempts_left: u32,
+}
+
+#[derive(Deserialize)]
+struct ApprovalBody {
+    approval: Approval,
+}
+
+#[derive(Deserialize)]
+struct DeviceBody {
+    device: Device,
 }
 
 /// `GET /api/v1/me` (§2.4).
@@ -445,6 +469,58 @@ impl ApiClient {
             .call(Method::GET, &["devices"], None::<&()>, "the device list")
             .await?;
         Ok(b.devices)
+    }
+
+    /// How this pending device can be approved.
+    pub async fn approval(&self) -> Result<Approval> {
+        let b: ApprovalBody = self
+            .call(
+                Method::GET,
+                &["devices", "self", "approval"],
+                None::<&()>,
+                "the approval state",
+            )
+            .await?;
+        Ok(b.approval)
+    }
+
+    /// Approve this pending device with the code mailed to its owner.
+    pub async fn enter_approval_code(&self, code: &str) -> Result<Device> {
+        let b: DeviceBody = self
+            .call(
+                Method::POST,
+                &["devices", "self", "approval"],
+                Some(&serde_json::json!({ "code": code })),
+                "the approval",
+            )
+            .await?;
+        Ok(b.device)
+    }
+
+    /// Mail a new approval code for this pending device.
+    pub async fn resend_approval_code(&self) -> Result<Approval> {
+        let b: ApprovalBody = self
+            .call(
+                Method::POST,
+                &["devices", "self", "approval", "code"],
+                None::<&()>,
+                "the new code",
+            )
+            .await?;
+        Ok(b.approval)
+    }
+
+    /// Approve one of the account's pending devices from this (active) device.
+    pub async fn approve_device(&self, device_id: &str) -> Result<Device> {
+        let b: DeviceBody = self
+            .call(
+                Method::POST,
+                &["devices", device_id, "approve"],
+                None::<&()>,
+                "the approval",
+            )
+            .await?;
+        Ok(b.device)
     }
 
     /// Revoke one of the caller's devices (possibly the calling one).

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::api::{
-    ApiClient, ConversationDevice, Device, DeviceInfo, PublicKeys, RegisterRequest, User,
+    ApiClient, Approval, ConversationDevice, Device, DeviceInfo, PublicKeys, RegisterRequest, User,
 };
 use super::content::{FileContent, FileRef, ReceivedMessage, TextContent};
 use super::crypto::DeviceKeys;
@@ -26,7 +26,8 @@ use super::profile::Profile;
 use super::stream::{Stream, StreamConfig, StreamSender, Transport};
 use super::tls::Trust;
 use crate::relay::frame::{
-    Attachment, ClientFrame, Consent, Kind, MembershipEvent, Policy, Receipt, ServerFrame,
+    Attachment, ClientFrame, Consent, Kind, MembershipEvent, PendingDevice, Policy, Receipt,
+    ServerFrame,
 };
 
 /// How long to wait for `ready` and for `accepted`.
@@ -104,6 +105,8 @@ pub enum Event {
         receipt: Receipt,
     },
     Policy(Policy),
+    /// The account's devices that wait for approval (empty once none wait).
+    DevicesPending(Vec<PendingDevice>),
     /// A non-fatal error frame not about an envelope this session is waiting for.
     Error(Refusal),
 }
@@ -129,6 +132,8 @@ pub struct LoginOutcome {
     pub device: Device,
     /// The consent pop-up to show and acknowledge, if the network has one.
     pub consent: Option<Consent>,
+    /// Set when the new device waits for approval (account-takeover protection).
+    pub approval: Option<Approval>,
 }
 
 /// Register a new device with fresh keys (a login). The profile is not saved here.
@@ -158,7 +163,7 @@ pub async fn login(req: &LoginRequest) -> Result<LoginOutcome> {
         .await
         .context("cannot log in")?;
     let mut device = reg.device;
-    if device.x25519.is_none() || device.ed25519.is_none() {
+    if reg.approval.is_none() && (device.x25519.is_none() || device.ed25519.is_none()) {
         device = api
             .clone()
             .with_token(reg.token.clone())
@@ -186,6 +191,7 @@ pub async fn login(req: &LoginRequest) -> Result<LoginOutcome> {
         user: reg.user,
         device,
         consent: reg.consent,
+        approval: reg.approval,
     })
 }
 
@@ -287,6 +293,15 @@ impl Session {
     }
     pub fn keys(&self) -> &DeviceKeys {
         &self.keys
+    }
+
+    /// Publish this device's public keys if `d` (this device, as the server has it)
+    /// has none yet — a device approved after signing in without them.
+    pub async fn publish_keys_if_missing(&self, d: &Device) -> Result<()> {
+        if d.x25519.is_none() || d.ed25519.is_none() {
+            self.api.publish_keys(&public_keys(&self.keys)).await?;
+        }
+        Ok(())
     }
     /// The policy from `ready` or the latest `policy` frame.
     pub fn policy(&self) -> Option<&Policy> {
@@ -794,6 +809,9 @@ impl Session {
                         server_time,
                         receipt,
                     }));
+                }
+                ServerFrame::DevicesPending { devices } => {
+                    return Ok(Some(Event::DevicesPending(devices)));
                 }
                 ServerFrame::Policy { policy } => {
                     self.policy = Some(policy.clone());

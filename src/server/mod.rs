@@ -91,6 +91,11 @@ pub async fn serve(config: Config) -> Result<()> {
         relay: relay.clone(),
         limiter: LoginLimiter::new(config.relay.login_attempts_per_minute),
         turn: turn_slot.clone(),
+        mail: crate::mail::MailContext {
+            outbox: mail.as_ref().map(|(outbox, _)| outbox.clone()),
+            public_url: public_url_slot.clone(),
+            domain: config.hostnames[0].clone(),
+        },
     });
     let json_limit = config.http.max_json_bytes;
     let metrics_on = config.metrics.enabled;
