@@ -8,6 +8,7 @@ pub mod blobs;
 pub mod calls;
 pub mod conversations;
 pub mod devices;
+pub mod server_info;
 
 use crate::admin::response;
 use crate::auth::LoginLimiter;
@@ -28,6 +29,8 @@ pub struct ClientApi {
     pub turn: Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>>,
     /// Mail, for the codes that approve new devices.
     pub mail: crate::mail::MailContext,
+    /// The appliance's profile key (`GET /server`).
+    pub profiles: Arc<crate::server::profile_signer::ProfileSigner>,
 }
 
 /// The authenticated device behind a request (`Authorization: Bearer od_…`).
@@ -88,6 +91,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
             .app_data(response::query_config())
             .app_data(response::path_config())
             .route("/stream", web::get().to(crate::relay::websocket::upgrade))
+            .route("/server", web::get().to(server_info::get))
             .route("/devices", web::post().to(devices::register))
             .route("/devices", web::get().to(devices::list))
             .route("/devices/self/keys", web::put().to(devices::publish_keys))

@@ -135,6 +135,8 @@ actions! {
 
     ListMail: true, false;
 
+    GetClientProfile: true, true;
+
     GetCallingStatus: true, false;
     RotateTurnSecret: false, false;
     ListCalls: true, true;

@@ -90,9 +90,14 @@ pub enum ClientCommand {
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
+    /// The client profile your registration page or administrator gave you
+    /// (outpost-NETWORK.json): the server, its certificate and your network, signed by
+    /// the appliance. Replaces --url, --ca-cert and --network.
+    #[arg(long, conflicts_with_all = ["url", "ca_cert", "insecure", "network"])]
+    pub connection: Option<PathBuf>,
     /// Appliance URL, e.g. https://outpost.example.org:8443
-    #[arg(long, env = "OUTPOST_URL")]
-    pub url: String,
+    #[arg(long, env = "OUTPOST_URL", required_unless_present = "connection")]
+    pub url: Option<String>,
     /// CA certificate (PEM) that signed the appliance's certificate (its tls/ca.pem).
     #[arg(long, env = "OUTPOST_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
@@ -102,8 +107,9 @@ pub struct LoginArgs {
     /// Network id (needed when the username exists in several networks).
     #[arg(long)]
     pub network: Option<String>,
+    /// Your username (e-mail address) [default: the one the client profile names].
     #[arg(long, env = "OUTPOST_CLIENT_USERNAME")]
-    pub username: String,
+    pub username: Option<String>,
     /// Read the password from the first line of standard input (else
     /// $OUTPOST_CLIENT_PASSWORD, else a prompt).
     #[arg(long)]
@@ -322,14 +328,31 @@ async fn login(path: &Path, a: LoginArgs) -> Result<i32> {
             path.display()
         );
     }
+    let (url, ca_cert, network, from_file) = match &a.connection {
+        Some(file) => {
+            let (url, ca, net, user) = open_connection(file, path).await?;
+            (url, Some(ca), Some(net), user)
+        }
+        None => (
+            a.url.clone().context("pass --url, or --connection FILE")?,
+            a.ca_cert.clone(),
+            a.network.clone(),
+            None,
+        ),
+    };
+    let username = a
+        .username
+        .clone()
+        .or(from_file)
+        .context("pass --username (the client profile names nobody)")?;
     let password = read_password(a.password_stdin)?;
     let outcome = crate::client::login(&LoginRequest {
-        url: a.url,
-        ca_cert: a.ca_cert,
+        url,
+        ca_cert,
         insecure: a.insecure,
         quic_addr: a.quic_addr,
-        network_id: a.network,
-        username: a.username,
+        network_id: network,
+        username,
         password,
         device_name: a.device_name.unwrap_or_else(hostname),
     })
@@ -397,6 +420,53 @@ async fn approve(path: &Path, code: Option<String>, resend: bool) -> Result<i32>
         .context("cannot publish this device's keys")?;
     eprintln!("device {} approved", d.id);
     Ok(0)
+}
+
+/// Read and check a client profile: its signature and fingerprint, then — through its
+/// certificate, before any password is sent — that the appliance holds the key that
+/// signed it. Saves the certificate next to the device profile; returns the URL, the
+/// certificate's path, the network id and the username it names.
+async fn open_connection(
+    file: &Path,
+    device_profile: &Path,
+) -> Result<(String, PathBuf, String, Option<String>)> {
+    use crate::client_profile::SignedProfile;
+    let bytes =
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let signed = SignedProfile::verify_bytes(&bytes)
+        .with_context(|| format!("{} cannot be trusted", file.display()))?;
+    let p = &signed.profile;
+    let dir = device_profile
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let ca = dir.join(format!("outpost-{}-ca.pem", p.network.id));
+    std::fs::write(&ca, &p.trust.certificate_pem)
+        .with_context(|| format!("cannot write {}", ca.display()))?;
+    let api = crate::client::ApiClient::new(&p.server, &crate::client::Trust::CaFile(ca.clone()))?;
+    let info = api
+        .server_info()
+        .await
+        .with_context(|| format!("cannot reach {} with the profile's certificate", p.server))?;
+    if info.profile_key != signed.key() {
+        bail!(
+            "{} answers, but with another profile key than the one that signed {}: refusing \
+             to send your password to it",
+            p.server,
+            file.display()
+        );
+    }
+    eprintln!(
+        "client profile checked: {} (network {}, certificate SHA-256 {})",
+        p.server, p.network.name, p.trust.fingerprint_sha256
+    );
+    Ok((
+        p.server.clone(),
+        ca,
+        p.network.id.clone(),
+        p.username.clone(),
+    ))
 }
 
 async fn logout(path: &Path) -> Result<i32> {

@@ -166,7 +166,16 @@ pub struct Registration {
     pub approval: Option<Approval>,
 }
 
-/// How a device that waits for approval can be approved (§2.2).
+/// `GET /api/v1/server` (§2.8).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerInfo {
+    pub software: String,
+    pub version: String,
+    /// The key that signs client profiles (base64 Ed25519).
+    pub profile_key: String,
+}
+
+/// How a device that waits for approval can be approved (§2.7).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Approval {
     /// `device` (approve it from an active device) and, while mail is on, `email`.
@@ -526,6 +535,12 @@ impl ApiClient {
     /// Revoke one of the caller's devices (possibly the calling one).
     pub async fn revoke_device(&self, device_id: &str) -> Result<()> {
         self.call_empty(Method::DELETE, &["devices", device_id], None::<&()>)
+            .await
+    }
+
+    /// What the appliance says about itself before sign-in (§2.8).
+    pub async fn server_info(&self) -> Result<ServerInfo> {
+        self.call(Method::GET, &["server"], None::<&()>, "the server information")
             .await
     }
 
