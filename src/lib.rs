@@ -14,6 +14,7 @@ pub mod auth;
 pub mod calling;
 pub mod cli;
 pub mod client;
+pub mod client_profile;
 pub mod config;
 pub mod directory;
 pub mod error;

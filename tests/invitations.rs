@@ -1,12 +1,14 @@
 //! Invitations without mail (`mail.transport = "none"`): inviting returns the one-time
 //! registration link; the person opens it over HTTPS, sees their group's password rules,
 //! is told which rule a weak password breaks, registers, and signs a device in with the
-//! new password; used, replaced and forged links get a page that says so.
+//! new password, downloads the signed client profile and signs the command-line client in
+//! with it; used, replaced and forged links get a page that says so.
 
 mod common;
 
-use common::Server;
 use common::pages::{browser, page, sign_in, submit};
+use common::{Server, outpost};
+use outpost::client_profile::SignedProfile;
 use serde_json::{Value, json};
 
 #[test]
@@ -99,8 +101,13 @@ fn an_invited_person_registers_through_the_link_and_signs_a_device_in() {
         ],
     );
     assert_eq!(status, 200, "{html}");
-    assert!(html.contains("outpost client login --url"), "{html}");
-    assert!(html.contains("--username ann@example.org"));
+    assert!(
+        html.contains(&format!(
+            "outpost client login --connection outpost-{network}.json"
+        )),
+        "{html}"
+    );
+    let profile_url = client_profile_link(&server, &html);
     let users = owner
         .get(&format!("/networks/{network}/users?status=active"))
         .ok();
@@ -116,6 +123,72 @@ fn an_invited_person_registers_through_the_link_and_signs_a_device_in() {
         201
     );
 
+    // The client profile: a signed file naming this server, its certificate and Ann's
+    // network, which the command-line client signs in with (nothing else needed).
+    let r = c.get(&profile_url).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-disposition"],
+        format!("attachment; filename=\"outpost-{network}.json\"").as_str()
+    );
+    let bytes = r.bytes().unwrap().to_vec();
+    let signed = SignedProfile::verify_bytes(&bytes).expect("the profile verifies");
+    assert_eq!(signed.profile.server, server.url);
+    assert_eq!(signed.profile.network.id, network);
+    assert_eq!(signed.profile.username.as_deref(), Some("ann@example.org"));
+    assert_eq!(
+        signed.profile.trust.certificate_pem,
+        std::fs::read_to_string(&server.ca).unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(format!("outpost-{network}.json"));
+    std::fs::write(&file, &bytes).unwrap();
+    let device = dir.path().join("ann.json");
+    let login = |file: &std::path::Path| {
+        outpost(
+            &[
+                "client",
+                "--profile",
+                device.to_str().unwrap(),
+                "login",
+                "--connection",
+                file.to_str().unwrap(),
+            ],
+            &[("OUTPOST_CLIENT_PASSWORD", "Correct-horse-battery-9")],
+        )
+    };
+    // A file changed on the way (another server) is refused before any password is sent.
+    let forged = dir.path().join("forged.json");
+    std::fs::write(
+        &forged,
+        String::from_utf8(bytes.clone())
+            .unwrap()
+            .replace("127.0.0.1", "127.0.0.2"),
+    )
+    .unwrap();
+    let (code, _, err) = login(&forged);
+    assert_ne!(code, 0);
+    assert!(err.contains("signature does not verify"), "{err}");
+    let (code, _, err) = login(&file);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("client profile checked"), "{err}");
+    assert!(err.contains("logged in as ann@example.org"), "{err}");
+    // The download link names one person and stops working after an hour; a forged one
+    // opens nothing.
+    let forged_link = format!("{}x", &profile_url[..profile_url.len() - 1]);
+    let r = c.get(&forged_link).send().unwrap();
+    assert_eq!(r.status(), 404);
+    // Administrators get the network's profile (naming nobody) from the admin API, signed
+    // with the key the appliance shows clients.
+    let admin_copy = owner
+        .get(&format!("/networks/{network}/client-profile"))
+        .ok();
+    let admin_copy = SignedProfile::verify_bytes(admin_copy.to_string().as_bytes()).unwrap();
+    assert_eq!(admin_copy.profile.username, None);
+    assert_eq!(admin_copy.key(), signed.key());
+    let info = server.anon().get("/api/v1/server").ok();
+    assert_eq!(info["profile_key"], signed.key());
+
     // The link is used up.
     let (status, html) = page(&c, url);
     assert_eq!(status, 404);
@@ -130,6 +203,13 @@ fn an_invited_person_registers_through_the_link_and_signs_a_device_in() {
             ann["id"].as_str().unwrap()
         ))
         .expect(409, "already_registered");
+}
+
+/// The client profile download link on a registration success page.
+fn client_profile_link(server: &Server, html: &str) -> String {
+    let at = html.find("href=\"/profile/").expect("a profile link") + "href=\"".len();
+    let path = &html[at..at + html[at..].find('"').unwrap()];
+    format!("{}{path}", server.url)
 }
 
 #[test]

@@ -220,7 +220,10 @@ fn a_person_signs_in_through_the_identity_provider_and_the_device_works() {
     let again = w.sign_in("bob");
     assert_eq!(again["user"]["id"], signed_in["user"]["id"]);
     let log = w.server.lines.text();
-    assert!(!log.contains("outpost-secret") && !log.contains(&code), "{log}");
+    assert!(
+        !log.contains("outpost-secret") && !log.contains(&code),
+        "{log}"
+    );
 }
 
 #[test]

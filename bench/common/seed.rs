@@ -130,8 +130,14 @@ fn seed_into(st: &Store, plan: &Plan) -> Result<Seeded> {
                 user::put(tx, None, &u)?;
                 let mut devices = Vec::with_capacity(plan.devices_per_user);
                 for d in 0..plan.devices_per_user {
-                    let (dev, token) =
-                        device::register_with_token(tx, &u, &format!("bench {d}"), "cli", "bench")?;
+                    let (dev, token) = device::register_with_token(
+                        tx,
+                        &u,
+                        &format!("bench {d}"),
+                        "cli",
+                        "bench",
+                        device::DeviceStatus::Active,
+                    )?;
                     let dev = device::publish_keys(tx, dev, &random_b64(32), &random_b64(32))?;
                     devices.push(SeededDevice { id: dev.id, token });
                 }

@@ -384,7 +384,8 @@ async fn device_loop(
                     }
                     ServerFrame::Ready { .. } => bail!("a second ready frame"),
                     ServerFrame::Membership { .. } | ServerFrame::Receipt { .. }
-                    | ServerFrame::Policy { .. } | ServerFrame::Pong { .. } => {}
+                    | ServerFrame::Policy { .. } | ServerFrame::Pong { .. }
+                    | ServerFrame::DevicesPending { .. } => {}
                 }
             }
             _ = async { pace.as_mut().expect("guarded").tick().await }, if pace.is_some() => {

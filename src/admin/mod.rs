@@ -34,6 +34,8 @@ pub struct AdminState {
     /// Wakes the mail worker after a mail is queued; None when mail is off
     /// (`mail.transport = "none"`): invitations then return their links.
     pub mail: Option<crate::mail::outbox::Outbox>,
+    /// Signs client profiles (GetClientProfile).
+    pub profiles: Arc<crate::server::profile_signer::ProfileSigner>,
 }
 
 /// The path prefix of the admin API.
@@ -104,6 +106,10 @@ pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
             vec![op(M::GET, A::ListCalls, calling::list_calls)],
         ),
         ("/mail/outbox", vec![op(M::GET, A::ListMail, mail::list)]),
+        (
+            "/networks/{network_id}/client-profile",
+            vec![op(M::GET, A::GetClientProfile, client_profile::get)],
+        ),
         (
             "/calling",
             vec![op(M::GET, A::GetCallingStatus, calling::status)],

@@ -6,7 +6,8 @@
 //! document states exactly what the server does.
 
 use super::api::{
-    admins, audit, backup, bots, calling, groups, invitations, mail, networks, sessions, sso, users,
+    admins, audit, backup, bots, calling, client_profile, groups, invitations, mail, networks,
+    sessions, sso, users,
 };
 use super::response::ErrorBody;
 use actix_web::HttpResponse;
@@ -40,7 +41,7 @@ use utoipa::{Modify, OpenApi};
         audit::list, audit::export, audit::verify,
         backup::create,
         calling::status, calling::rotate_secret, calling::list_calls,
-        invitations::reinvite, invitations::password_reset, mail::list,
+        invitations::reinvite, invitations::password_reset, mail::list, client_profile::get,
     ),
     components(schemas(ErrorBody, crate::error::FieldProblem, crate::directory::bulk::CsvReport,
         crate::directory::bulk::RowError)),

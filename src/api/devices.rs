@@ -2,7 +2,7 @@
 
 use super::{ClientApi, DeviceCaller};
 use crate::admin::response::{self, JsonBody};
-use crate::auth::device_login::{self, Login};
+use crate::auth::device_login::{self, Login, SignedIn};
 use crate::config::Secret;
 use crate::directory::device::{self, Device};
 use crate::directory::user::{self, User, UserKind};
@@ -77,7 +77,8 @@ pub async fn register(
         device::check_public_keys(&k.x25519, &k.ed25519)?;
     }
     let relay = &api.relay;
-    let (u, d, token) = device_login::login(
+    let base = api.mail.base_url();
+    let signed = device_login::login(
         &relay.store,
         Login {
             network_id: b.network_id,
@@ -87,38 +88,47 @@ pub async fn register(
             platform: b.device.platform,
             client_version: b.device.client_version,
         },
+        &api.mail.delivery(&base),
         &|locked: &str| relay.account_changed(locked),
     )
     .await?;
-    signed_in(&api, u, d, token, b.keys).await
+    signed_in(&api, signed, b.keys).await
 }
 
-/// The answer to a sign-in that registered device `d` with `token` (password or single
-/// sign-on): publishes `keys` if given and tells the relay.
+/// The answer to a sign-in that registered a device (password or single sign-on): wakes
+/// the mail worker for an approval code, publishes `keys` if given and tells the relay.
 pub async fn signed_in(
     api: &ClientApi,
-    u: User,
-    d: Device,
-    token: String,
+    signed: SignedIn,
     keys: Option<Keys>,
 ) -> Result<HttpResponse> {
     let relay = &api.relay;
+    if signed.mail_id.is_some() {
+        api.mail.wake();
+    }
     let d = match keys {
         Some(k) => {
+            let d = signed.device.clone();
             relay
                 .store
                 .write(move |tx| device::publish_keys(tx, d.clone(), &k.x25519, &k.ed25519))
                 .await?
         }
-        None => d,
+        None => signed.device.clone(),
     };
+    let u = &signed.user;
     relay.account_changed(&u.id);
-    let session = relay.authenticate(&token)?;
+    let consent = match &signed.approval {
+        // A pending device learns the consent notice once approved.
+        Some(_) => None,
+        None => relay.authenticate(&signed.token)?.account.consent.clone(),
+    };
     Ok(response::created(&json!({
-        "token": token,
+        "token": signed.token,
         "device": device_view(&d),
-        "user": user_view(&u),
-        "consent": session.account.consent,
+        "user": user_view(u),
+        "consent": consent,
+        "approval": signed.approval,
     })))
 }
 

@@ -3,10 +3,12 @@
 //! conversations and attachments — plus the WebSocket stream's upgrade. Handlers are thin: parse,
 //! call the relay or the directory, map the error.
 
+pub mod approval;
 pub mod blobs;
 pub mod calls;
 pub mod conversations;
 pub mod devices;
+pub mod server_info;
 pub mod sso;
 
 use crate::admin::response;
@@ -26,32 +28,59 @@ pub struct ClientApi {
     pub limiter: LoginLimiter,
     /// The calling relay, when it runs (set once it has started).
     pub turn: Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>>,
+    /// Mail, for the codes that approve new devices.
+    pub mail: crate::mail::MailContext,
+    /// The appliance's profile key (`GET /server`).
+    pub profiles: Arc<crate::server::profile_signer::ProfileSigner>,
 }
 
 /// The authenticated device behind a request (`Authorization: Bearer od_…`).
 pub struct DeviceCaller(pub DeviceSession);
+
+/// The bearer token a request carries, if any.
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+}
+
+/// Authenticate a request's device with `check` (live or pending devices).
+fn caller(
+    req: &HttpRequest,
+    check: impl FnOnce(&Relay, &str) -> Result<DeviceSession>,
+) -> Result<DeviceSession> {
+    match (req.app_data::<web::Data<ClientApi>>(), bearer(req)) {
+        (None, _) => Err(Error::internal("the client API state is missing")),
+        (Some(_), None) => Err(Error::unauthorized(
+            "authentication_required",
+            "send the device token: Authorization: Bearer od_…",
+        )),
+        (Some(api), Some(token)) => check(&api.relay, token),
+    }
+}
 
 impl FromRequest for DeviceCaller {
     type Error = Error;
     type Future = std::future::Ready<Result<DeviceCaller>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|v| v.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim());
-        let caller = match (req.app_data::<web::Data<ClientApi>>(), token) {
-            (None, _) => Err(Error::internal("the client API state is missing")),
-            (Some(_), None) => Err(Error::unauthorized(
-                "authentication_required",
-                "send the device token: Authorization: Bearer od_…",
-            )),
-            (Some(api), Some(token)) => api.relay.authenticate(token).map(DeviceCaller),
-        };
-        std::future::ready(caller)
+        std::future::ready(caller(req, |r, t| r.authenticate(t)).map(DeviceCaller))
+    }
+}
+
+/// A device that waits for approval (account-takeover protection), for the calls that
+/// approve it; approved devices are refused (`device_not_pending`).
+pub struct PendingCaller(pub DeviceSession);
+
+impl FromRequest for PendingCaller {
+    type Error = Error;
+    type Future = std::future::Ready<Result<PendingCaller>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(caller(req, |r, t| r.authenticate_pending(t)).map(PendingCaller))
     }
 }
 
@@ -63,11 +92,25 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
             .app_data(response::query_config())
             .app_data(response::path_config())
             .route("/stream", web::get().to(crate::relay::websocket::upgrade))
+            .route("/server", web::get().to(server_info::get))
             .route("/devices", web::post().to(devices::register))
             .route("/sso/start", web::post().to(sso::start))
             .route("/sso/token", web::post().to(sso::token))
             .route("/devices", web::get().to(devices::list))
             .route("/devices/self/keys", web::put().to(devices::publish_keys))
+            .route("/devices/self/approval", web::get().to(approval::status))
+            .route(
+                "/devices/self/approval",
+                web::post().to(approval::enter_code),
+            )
+            .route(
+                "/devices/self/approval/code",
+                web::post().to(approval::send_code),
+            )
+            .route(
+                "/devices/{device_id}/approve",
+                web::post().to(approval::approve),
+            )
             .route("/devices/{device_id}", web::delete().to(devices::revoke))
             .route("/me", web::get().to(devices::me))
             .route("/consent", web::post().to(devices::consent))

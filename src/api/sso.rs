@@ -1,4 +1,4 @@
-//! Single sign-on for devices (PROTOCOL.md §2.7): start a sign-in through the network's
+//! Single sign-on for devices (PROTOCOL.md §2.9): start a sign-in through the network's
 //! identity provider, and redeem the one-time grant the callback issued for a device
 //! token. The work is in [`crate::auth::sso::login`].
 
@@ -72,7 +72,8 @@ pub async fn token(
     if let Some(k) = &b.keys {
         device::check_public_keys(&k.x25519, &k.ed25519)?;
     }
-    let (u, d, token) = login::redeem(
+    let base = api.mail.base_url();
+    let signed = login::redeem(
         &sso,
         Redeem {
             code: b.code,
@@ -81,7 +82,8 @@ pub async fn token(
             platform: b.platform,
             client_version: b.client_version,
         },
+        &api.mail.delivery(&base),
     )
     .await?;
-    signed_in(&api, u, d, token, b.keys).await
+    signed_in(&api, signed, b.keys).await
 }

@@ -1,7 +1,9 @@
 //! Signing a person in on a new device (PROTOCOL.md §2.1): check the password,
 //! count failures against the security group's lockout threshold, and register the
 //! device with its token. The first successful sign-in of an invited user with a
-//! password makes the account `active`.
+//! password makes the account `active`. Where the group protects accounts from
+//! takeover, a device added to an account that already has one waits for approval
+//! (`auth::device_approval`); the approval code is mailed in the same transaction.
 //!
 //! Answers never tell which usernames exist: an unknown user, a user without a
 //! password and a wrong password all get `invalid_credentials` after the same
@@ -9,7 +11,9 @@
 //! person of a network with single sign-on on gets `sso_required` (naming the company
 //! id, which people are given anyway) whatever the password.
 
-use crate::directory::device::{self, Device};
+use super::device_approval::{self, Pending};
+use super::password_reset::Delivery;
+use crate::directory::device::{self, Device, DeviceStatus};
 use crate::directory::user::{self, User, UserKind, UserStatus};
 use crate::directory::{group, network};
 use crate::error::{Error, Result};
@@ -62,14 +66,29 @@ fn find(store: &Store, l: &Login) -> Result<Option<User>> {
     })
 }
 
+/// A device signed in.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    pub device: Device,
+    /// Shown once; only its hash is stored.
+    pub token: String,
+    /// Set when the device waits for approval (account-takeover protection).
+    pub approval: Option<Pending>,
+    /// The approval mail queued for it, if any (wake the outbox after the commit).
+    pub mail_id: Option<String>,
+}
+
 /// Check the password and register the device; returns the account, the device and
 /// its token. `on_lock` is told the id of an account this attempt locked, so the
-/// account's open streams can be closed at once.
+/// account's open streams can be closed at once. `how` says whether an approval code
+/// can be mailed, should the device need approval.
 pub async fn login(
     store: &Store,
     l: Login,
+    how: &Delivery<'_>,
     on_lock: &(dyn Fn(&str) + Sync),
-) -> Result<(User, Device, String)> {
+) -> Result<SignedIn> {
     let found = find(store, &l)?;
     let phc = found.as_ref().and_then(|u| u.password_hash.clone());
     let pw = l.password.clone();
@@ -136,23 +155,32 @@ pub async fn login(
     }
     let uid = u.id.clone();
     let l2 = l.clone();
+    let (base_url, domain, mail) = (how.base_url.to_string(), how.domain.to_string(), how.mail);
     store
         .write(move |tx| {
             let old = user::by_id(tx, &uid)?.ok_or_else(bad_credentials)?;
-            register_device(tx, &old, &l2.name, &l2.platform, &l2.client_version)
+            let how = Delivery {
+                base_url: &base_url,
+                mail,
+                domain: &domain,
+            };
+            register_device(tx, &old, &l2.name, &l2.platform, &l2.client_version, &how)
         })
         .await
 }
 
 /// Record a successful sign-in of `old` (read in this transaction) and register its new
-/// device with a token; shared by password and single sign-on.
+/// device with a token — waiting for approval where the security group protects the
+/// account, the code mailed when `how` has mail on. Shared by password and single
+/// sign-on.
 pub fn register_device(
     tx: &redb::WriteTransaction,
     old: &User,
     name: &str,
     platform: &str,
     client_version: &str,
-) -> Result<(User, Device, String)> {
+    how: &Delivery<'_>,
+) -> Result<SignedIn> {
     let mut u = old.clone();
     let now = Utc::now();
     if !u.registered {
@@ -163,6 +191,28 @@ pub fn register_device(
     u.last_login_at = Some(now);
     u.updated_at = now;
     user::put(tx, Some(old), &u)?;
-    let (d, token) = device::register_with_token(tx, &u, name, platform, client_version)?;
-    Ok((u, d, token))
+    let g = group::get(tx, &u.network_id, &u.group_id)?;
+    let pending = device_approval::required(&u, &g.settings, &device::list(tx, &u.id)?);
+    let status = if pending {
+        DeviceStatus::PendingApproval
+    } else {
+        DeviceStatus::Active
+    };
+    let (mut d, token) =
+        device::register_with_token(tx, &u, name, platform, client_version, status)?;
+    let mut mail_id = None;
+    if pending && how.mail {
+        let net = network::get(tx, &u.network_id)?;
+        let (sent, id) = device_approval::send_code(tx, how, &net, &u, d, now)?;
+        d = sent;
+        mail_id = Some(id);
+    }
+    let approval = pending.then(|| device_approval::pending(&d, how.mail));
+    Ok(SignedIn {
+        user: u,
+        device: d,
+        token,
+        approval,
+        mail_id,
+    })
 }

@@ -3,6 +3,7 @@
 //! device sign-in, registration, password reset, and single sign-on ([`sso`]).
 
 pub mod admin;
+pub mod device_approval;
 pub mod device_login;
 pub mod password;
 pub mod password_reset;

@@ -138,6 +138,8 @@ actions! {
 
     ListMail: true, false;
 
+    GetClientProfile: true, true;
+
     GetCallingStatus: true, false;
     RotateTurnSecret: false, false;
     ListCalls: true, true;

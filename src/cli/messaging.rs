@@ -49,6 +49,16 @@ pub enum ClientCommand {
     Login(LoginArgs),
     /// Revoke this device and delete its profile.
     Logout,
+    /// Approve this new device with the code mailed to you (where your security group
+    /// asks new devices to be approved), or ask for a new code.
+    Approve {
+        /// The six-digit code from the mail.
+        #[arg(long, required_unless_present = "resend")]
+        code: Option<String>,
+        /// Mail a new code instead.
+        #[arg(long, conflicts_with = "code")]
+        resend: bool,
+    },
     /// Show this device's user, device and policy.
     Whoami {
         #[arg(long)]
@@ -80,9 +90,14 @@ pub enum ClientCommand {
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
+    /// The client profile your registration page or administrator gave you
+    /// (outpost-NETWORK.json): the server, its certificate and your network, signed by
+    /// the appliance. Replaces --url, --ca-cert and --network.
+    #[arg(long, conflicts_with_all = ["url", "ca_cert", "insecure", "network"])]
+    pub connection: Option<PathBuf>,
     /// Appliance URL, e.g. https://outpost.example.org:8443
-    #[arg(long, env = "OUTPOST_URL")]
-    pub url: String,
+    #[arg(long, env = "OUTPOST_URL", required_unless_present = "connection")]
+    pub url: Option<String>,
     /// CA certificate (PEM) that signed the appliance's certificate (its tls/ca.pem).
     #[arg(long, env = "OUTPOST_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
@@ -92,7 +107,8 @@ pub struct LoginArgs {
     /// Network id (needed when the username exists in several networks).
     #[arg(long, conflicts_with = "sso")]
     pub network: Option<String>,
-    #[arg(long, env = "OUTPOST_CLIENT_USERNAME", required_unless_present = "sso")]
+    /// Your username (e-mail address) [default: the one the client profile names].
+    #[arg(long, env = "OUTPOST_CLIENT_USERNAME", conflicts_with = "sso")]
     pub username: Option<String>,
     /// Read the password from the first line of standard input (else
     /// $OUTPOST_CLIENT_PASSWORD, else a prompt).
@@ -124,8 +140,10 @@ pub struct LoginArgs {
 pub enum DevicesCommand {
     /// List your devices (default).
     List,
-    /// Revoke one of your devices.
+    /// Revoke one of your devices (also: refuse a device that waits for approval).
     Revoke { device_id: String },
+    /// Approve a new device of your account that waits for approval.
+    Approve { device_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,6 +266,7 @@ pub async fn run(args: ClientArgs) -> Result<i32> {
     match args.command {
         ClientCommand::Login(l) => login(&path, l).await,
         ClientCommand::Logout => logout(&path).await,
+        ClientCommand::Approve { code, resend } => approve(&path, code, resend).await,
         ClientCommand::Whoami { json } => whoami(&path, json).await,
         ClientCommand::Devices { command, json } => devices(&path, command, json).await,
         ClientCommand::Rooms { command, json } => rooms(&path, command, json).await,
@@ -317,12 +336,24 @@ async fn login(path: &Path, a: LoginArgs) -> Result<i32> {
             path.display()
         );
     }
-    let outcome = match (a.sso, a.username) {
-        (Some(company_id), _) => {
+    let (url, ca_cert, network, from_file) = match &a.connection {
+        Some(file) => {
+            let (url, ca, net, user) = open_connection(file, path).await?;
+            (url, Some(ca), Some(net), user)
+        }
+        None => (
+            a.url.clone().context("pass --url, or --connection FILE")?,
+            a.ca_cert.clone(),
+            a.network.clone(),
+            None,
+        ),
+    };
+    let outcome = match a.sso {
+        Some(company_id) => {
             let req = crate::client::SsoLoginRequest {
                 appliance: crate::client::Appliance {
-                    url: a.url,
-                    ca_cert: a.ca_cert,
+                    url,
+                    ca_cert,
                     insecure: a.insecure,
                     quic_addr: a.quic_addr,
                 },
@@ -336,21 +367,23 @@ async fn login(path: &Path, a: LoginArgs) -> Result<i32> {
             })
             .await?
         }
-        (None, Some(username)) => {
+        None => {
+            let username = a.username.clone().or(from_file).context(
+                "pass --username (the client profile names nobody), or --sso COMPANY_ID",
+            )?;
             let password = read_password(a.password_stdin)?;
             crate::client::login(&LoginRequest {
-                url: a.url,
-                ca_cert: a.ca_cert,
+                url,
+                ca_cert,
                 insecure: a.insecure,
                 quic_addr: a.quic_addr,
-                network_id: a.network,
+                network_id: network,
                 username,
                 password,
                 device_name: a.device_name.unwrap_or_else(hostname),
             })
             .await?
         }
-        (None, None) => bail!("name the account: --username, or --sso COMPANY_ID"),
     };
     outcome.profile.save(path)?;
     eprintln!(
@@ -360,6 +393,22 @@ async fn login(path: &Path, a: LoginArgs) -> Result<i32> {
         outcome.device.id,
         path.display()
     );
+    if let Some(a) = &outcome.approval {
+        eprintln!(
+            "this device waits for approval (your security group protects accounts from takeover):"
+        );
+        if a.methods.iter().any(|m| m == "email") {
+            eprintln!(
+                "  - enter the code mailed to {}: outpost client approve --code NNNNNN",
+                outcome.user.username
+            );
+        }
+        eprintln!(
+            "  - or, on a device you already use: outpost client devices approve {}",
+            outcome.device.id
+        );
+        return Ok(0);
+    }
     if let Some(c) = &outcome.consent {
         let mut session = Session::new(outcome.profile.clone())?;
         session.set_profile_path(Some(path.to_path_buf()));
@@ -370,6 +419,81 @@ async fn login(path: &Path, a: LoginArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+async fn approve(path: &Path, code: Option<String>, resend: bool) -> Result<i32> {
+    let session = Session::open(path)?;
+    if resend {
+        let a = session
+            .api()
+            .resend_approval_code()
+            .await
+            .context("cannot mail a new code")?;
+        eprintln!(
+            "a new code was mailed to {}; it works until {}",
+            session.profile().username,
+            a.code_expires_at.as_deref().unwrap_or("?")
+        );
+        return Ok(0);
+    }
+    let code = code.context("pass --code, or --resend")?;
+    let d = session
+        .api()
+        .enter_approval_code(&code)
+        .await
+        .context("cannot approve this device")?;
+    session
+        .publish_keys_if_missing(&d)
+        .await
+        .context("cannot publish this device's keys")?;
+    eprintln!("device {} approved", d.id);
+    Ok(0)
+}
+
+/// Read and check a client profile: its signature and fingerprint, then — through its
+/// certificate, before any password is sent — that the appliance holds the key that
+/// signed it. Saves the certificate next to the device profile; returns the URL, the
+/// certificate's path, the network id and the username it names.
+async fn open_connection(
+    file: &Path,
+    device_profile: &Path,
+) -> Result<(String, PathBuf, String, Option<String>)> {
+    use crate::client_profile::SignedProfile;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let signed = SignedProfile::verify_bytes(&bytes)
+        .with_context(|| format!("{} cannot be trusted", file.display()))?;
+    let p = &signed.profile;
+    let dir = device_profile
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let ca = dir.join(format!("outpost-{}-ca.pem", p.network.id));
+    std::fs::write(&ca, &p.trust.certificate_pem)
+        .with_context(|| format!("cannot write {}", ca.display()))?;
+    let api = crate::client::ApiClient::new(&p.server, &crate::client::Trust::CaFile(ca.clone()))?;
+    let info = api
+        .server_info()
+        .await
+        .with_context(|| format!("cannot reach {} with the profile's certificate", p.server))?;
+    if info.profile_key != signed.key() {
+        bail!(
+            "{} answers, but with another profile key than the one that signed {}: refusing \
+             to send your password to it",
+            p.server,
+            file.display()
+        );
+    }
+    eprintln!(
+        "client profile checked: {} (network {}, certificate SHA-256 {})",
+        p.server, p.network.name, p.trust.fingerprint_sha256
+    );
+    Ok((
+        p.server.clone(),
+        ca,
+        p.network.id.clone(),
+        p.username.clone(),
+    ))
 }
 
 async fn logout(path: &Path) -> Result<i32> {
@@ -441,6 +565,14 @@ async fn devices(path: &Path, command: Option<DevicesCommand>, as_json: bool) ->
                     ],
                 );
             }
+        }
+        DevicesCommand::Approve { device_id } => {
+            let d = session
+                .api()
+                .approve_device(&device_id)
+                .await
+                .context("cannot approve the device")?;
+            eprintln!("device {} ({}) approved", d.id, d.name);
         }
         DevicesCommand::Revoke { device_id } => {
             session
@@ -860,6 +992,22 @@ async fn listen_loop(
                         receipt.client_msg_ids.len(),
                         receipt.conversation_id
                     );
+                }
+            }
+            Event::DevicesPending(devices) => {
+                if a.json {
+                    println!(
+                        "{}",
+                        json!({"event": "devices_pending", "devices": devices})
+                    );
+                } else {
+                    for d in &devices {
+                        eprintln!(
+                            "* new device waiting for approval: {} \"{}\" ({}, {}) — approve it with \
+                             `outpost client devices approve {}` or refuse it with `outpost client devices revoke {}`",
+                            d.id, d.name, d.platform, d.created_at, d.id, d.id
+                        );
+                    }
                 }
             }
             Event::Policy(p) => {

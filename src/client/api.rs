@@ -161,9 +161,42 @@ pub struct Registration {
     pub user: User,
     #[serde(default)]
     pub consent: Option<Consent>,
+    /// Set when the device waits for approval (account-takeover protection).
+    #[serde(default)]
+    pub approval: Option<Approval>,
 }
 
-/// `POST /api/v1/sso/start` (§2.7).
+/// `GET /api/v1/server` (§2.8).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerInfo {
+    pub software: String,
+    pub version: String,
+    /// The key that signs client profiles (base64 Ed25519).
+    pub profile_key: String,
+}
+
+/// How a device that waits for approval can be approved (§2.7).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Approval {
+    /// `device` (approve it from an active device) and, while mail is on, `email`.
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub code_expires_at: Option<String>,
+    #[serde(default)]
+    pub attempts_left: u32,
+}
+
+#[derive(Deserialize)]
+struct ApprovalBody {
+    approval: Approval,
+}
+
+#[derive(Deserialize)]
+struct DeviceBody {
+    device: Device,
+}
+
+/// `POST /api/v1/sso/start` (§2.9).
 #[derive(Debug, Clone, Serialize)]
 pub struct SsoStart {
     pub company_id: String,
@@ -184,7 +217,7 @@ pub struct SsoStarted {
     pub expires_at: String,
 }
 
-/// `POST /api/v1/sso/token` (§2.7): the grant and the verifier → a device.
+/// `POST /api/v1/sso/token` (§2.9): the grant and the verifier → a device.
 #[derive(Debug, Clone, Serialize)]
 pub struct SsoToken {
     pub code: String,
@@ -502,10 +535,73 @@ impl ApiClient {
         Ok(b.devices)
     }
 
+    /// How this pending device can be approved.
+    pub async fn approval(&self) -> Result<Approval> {
+        let b: ApprovalBody = self
+            .call(
+                Method::GET,
+                &["devices", "self", "approval"],
+                None::<&()>,
+                "the approval state",
+            )
+            .await?;
+        Ok(b.approval)
+    }
+
+    /// Approve this pending device with the code mailed to its owner.
+    pub async fn enter_approval_code(&self, code: &str) -> Result<Device> {
+        let b: DeviceBody = self
+            .call(
+                Method::POST,
+                &["devices", "self", "approval"],
+                Some(&serde_json::json!({ "code": code })),
+                "the approval",
+            )
+            .await?;
+        Ok(b.device)
+    }
+
+    /// Mail a new approval code for this pending device.
+    pub async fn resend_approval_code(&self) -> Result<Approval> {
+        let b: ApprovalBody = self
+            .call(
+                Method::POST,
+                &["devices", "self", "approval", "code"],
+                None::<&()>,
+                "the new code",
+            )
+            .await?;
+        Ok(b.approval)
+    }
+
+    /// Approve one of the account's pending devices from this (active) device.
+    pub async fn approve_device(&self, device_id: &str) -> Result<Device> {
+        let b: DeviceBody = self
+            .call(
+                Method::POST,
+                &["devices", device_id, "approve"],
+                None::<&()>,
+                "the approval",
+            )
+            .await?;
+        Ok(b.device)
+    }
+
     /// Revoke one of the caller's devices (possibly the calling one).
     pub async fn revoke_device(&self, device_id: &str) -> Result<()> {
         self.call_empty(Method::DELETE, &["devices", device_id], None::<&()>)
             .await
+    }
+
+    /// What the appliance says about itself before sign-in (§2.8).
+    pub async fn server_info(&self) -> Result<ServerInfo> {
+        self.call(
+            Method::GET,
+            &["server"],
+            None::<&()>,
+            "the server information",
+        )
+        .await
     }
 
     pub async fn me(&self) -> Result<Me> {

@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::api::{
-    ApiClient, ConversationDevice, Device, DeviceInfo, PublicKeys, RegisterRequest, Registration,
-    User,
+    ApiClient, Approval, ConversationDevice, Device, DeviceInfo, PublicKeys, RegisterRequest,
+    Registration, User,
 };
 use super::content::{FileContent, FileRef, ReceivedMessage, TextContent};
 use super::crypto::DeviceKeys;
@@ -27,7 +27,8 @@ use super::profile::Profile;
 use super::stream::{Stream, StreamConfig, StreamSender, Transport};
 use super::tls::Trust;
 use crate::relay::frame::{
-    Attachment, ClientFrame, Consent, Kind, MembershipEvent, Policy, Receipt, ServerFrame,
+    Attachment, ClientFrame, Consent, Kind, MembershipEvent, PendingDevice, Policy, Receipt,
+    ServerFrame,
 };
 
 /// How long to wait for `ready` and for `accepted`.
@@ -105,6 +106,8 @@ pub enum Event {
         receipt: Receipt,
     },
     Policy(Policy),
+    /// The account's devices that wait for approval (empty once none wait).
+    DevicesPending(Vec<PendingDevice>),
     /// A non-fatal error frame not about an envelope this session is waiting for.
     Error(Refusal),
 }
@@ -130,6 +133,8 @@ pub struct LoginOutcome {
     pub device: Device,
     /// The consent pop-up to show and acknowledge, if the network has one.
     pub consent: Option<Consent>,
+    /// Set when the new device waits for approval (account-takeover protection).
+    pub approval: Option<Approval>,
 }
 
 /// Where and how a new device connects: the appliance and how its certificate is trusted.
@@ -199,7 +204,7 @@ pub(crate) async fn finish_login(
     reg: Registration,
 ) -> Result<LoginOutcome> {
     let mut device = reg.device;
-    if device.x25519.is_none() || device.ed25519.is_none() {
+    if reg.approval.is_none() && (device.x25519.is_none() || device.ed25519.is_none()) {
         device = api
             .clone()
             .with_token(reg.token.clone())
@@ -227,6 +232,7 @@ pub(crate) async fn finish_login(
         user: reg.user,
         device,
         consent: reg.consent,
+        approval: reg.approval,
     })
 }
 
@@ -328,6 +334,15 @@ impl Session {
     }
     pub fn keys(&self) -> &DeviceKeys {
         &self.keys
+    }
+
+    /// Publish this device's public keys if `d` (this device, as the server has it)
+    /// has none yet — a device approved after signing in without them.
+    pub async fn publish_keys_if_missing(&self, d: &Device) -> Result<()> {
+        if d.x25519.is_none() || d.ed25519.is_none() {
+            self.api.publish_keys(&public_keys(&self.keys)).await?;
+        }
+        Ok(())
     }
     /// The policy from `ready` or the latest `policy` frame.
     pub fn policy(&self) -> Option<&Policy> {
@@ -835,6 +850,9 @@ impl Session {
                         server_time,
                         receipt,
                     }));
+                }
+                ServerFrame::DevicesPending { devices } => {
+                    return Ok(Some(Event::DevicesPending(devices)));
                 }
                 ServerFrame::Policy { policy } => {
                     self.policy = Some(policy.clone());

@@ -1,4 +1,4 @@
-//! Signing a new device in through single sign-on (PROTOCOL.md §2.7), as a native app
+//! Signing a new device in through single sign-on (PROTOCOL.md §2.9), as a native app
 //! does (RFC 8252): listen on a loopback port, start the sign-in with the company id and
 //! the S256 challenge of a fresh PKCE verifier, let the person open the authorization
 //! URL in any browser, take the one-time grant the appliance's callback sends to the

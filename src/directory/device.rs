@@ -24,6 +24,10 @@ pub enum DeviceStatus {
     Reset,
     /// Revoked by its owner.
     Revoked,
+    /// Registered while the security group asks new devices to be approved
+    /// (account-takeover protection): it may only ask for approval until an existing
+    /// device approves it or the person enters the code mailed to them.
+    PendingApproval,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -50,6 +54,23 @@ pub struct Device {
     /// The consent pop-up version this device acknowledged.
     #[serde(default)]
     pub consent_version: Option<u64>,
+    /// While pending approval: the mailed code's hash, its expiry and the failed tries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub approval: Option<Approval>,
+}
+
+/// The approval a pending device waits for (see `auth::device_approval`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// SHA-256 (hex) of the device id and the mailed code; None while no code was mailed.
+    pub code_hash: Option<String>,
+    /// When the mailed code stops working.
+    pub code_expires_at: Option<DateTime<Utc>>,
+    /// When the last code was mailed (a new one is mailed at most once a minute).
+    pub code_sent_at: Option<DateTime<Utc>>,
+    /// Wrong codes entered so far.
+    pub failed_attempts: u32,
 }
 
 impl Device {
@@ -88,18 +109,41 @@ pub fn list<'a>(tx: impl Into<Tx<'a>>, user_id: &str) -> Result<Vec<Device>> {
     Ok(out)
 }
 
-/// Register a new device for `u`.
+/// Devices waiting for approval an account may have at once.
+pub const MAX_PENDING_PER_USER: usize = 5;
+
+/// Whether `d` is a working device of `u` (active, registered in the current auth epoch).
+pub fn is_live(d: &Device, u: &User) -> bool {
+    d.status == DeviceStatus::Active && d.auth_epoch == u.auth_epoch
+}
+
+/// Register a new device for `u`, `Active` or `PendingApproval`.
 pub fn register(
     tx: &WriteTransaction,
     u: &User,
     name: &str,
     platform: &str,
     client_version: &str,
+    status: DeviceStatus,
 ) -> Result<Device> {
-    let active = list(tx, &u.id)?
-        .into_iter()
+    let devices = list(tx, &u.id)?;
+    let active = devices
+        .iter()
         .filter(|d| d.status == DeviceStatus::Active)
         .count();
+    let pending = devices
+        .iter()
+        .filter(|d| d.status == DeviceStatus::PendingApproval && d.auth_epoch == u.auth_epoch)
+        .count();
+    if status == DeviceStatus::PendingApproval && pending >= MAX_PENDING_PER_USER {
+        return Err(Error::conflict(
+            "too_many_pending_devices",
+            format!(
+                "{MAX_PENDING_PER_USER} new devices already wait for approval on this account; \
+                 approve or remove them from an existing device first"
+            ),
+        ));
+    }
     if active >= MAX_DEVICES_PER_USER {
         return Err(Error::invalid(
             "too_many_devices",
@@ -117,13 +161,14 @@ pub fn register(
         name: clean(name, 100),
         platform: clean(platform, 32),
         client_version: clean(client_version, 32),
-        status: DeviceStatus::Active,
+        status,
         created_at: Utc::now(),
         last_seen_at: None,
         x25519: None,
         ed25519: None,
         auth_epoch: u.auth_epoch,
         consent_version: None,
+        approval: (status == DeviceStatus::PendingApproval).then(Approval::default),
     };
     DEVICES.put(tx, &key(&u.id, &d.id), &d)?;
     Ok(d)
@@ -137,8 +182,9 @@ pub fn register_with_token(
     name: &str,
     platform: &str,
     client_version: &str,
+    status: DeviceStatus,
 ) -> Result<(Device, String)> {
-    let d = register(tx, u, name, platform, client_version)?;
+    let d = register(tx, u, name, platform, client_version, status)?;
     let (token, hash) = crate::auth::password::new_token("od_");
     TOKENS.put(
         tx,
@@ -226,6 +272,7 @@ pub fn revoke(tx: &WriteTransaction, mut d: Device) -> Result<Device> {
 /// deleted (nobody else can open it).
 pub fn reset(tx: &WriteTransaction, mut d: Device) -> Result<Device> {
     d.status = DeviceStatus::Reset;
+    d.approval = None;
     put(tx, &d)?;
     crate::relay::mailbox::clear_device(tx, &d.id)?;
     Ok(d)
@@ -236,7 +283,10 @@ pub fn reset(tx: &WriteTransaction, mut d: Device) -> Result<Device> {
 pub fn reset_all(tx: &WriteTransaction, old: &User) -> Result<(User, u64)> {
     let mut n = 0;
     for d in list(tx, &old.id)? {
-        if d.status == DeviceStatus::Active {
+        if matches!(
+            d.status,
+            DeviceStatus::Active | DeviceStatus::PendingApproval
+        ) {
             reset(tx, d)?;
             n += 1;
         }
@@ -280,8 +330,15 @@ mod tests {
         store.write_now(|tx| user::put(tx, None, &u)).unwrap();
         store
             .write_now(|tx| {
-                register(tx, &u, "laptop", "linux", "0.1.0")?;
-                register(tx, &u, "phone\u{7}", "android", "0.1.0")
+                register(tx, &u, "laptop", "linux", "0.1.0", DeviceStatus::Active)?;
+                register(
+                    tx,
+                    &u,
+                    "phone\u{7}",
+                    "android",
+                    "0.1.0",
+                    DeviceStatus::Active,
+                )
             })
             .unwrap();
         let devices = store.read(|tx| list(tx, &u.id)).unwrap();

@@ -5,6 +5,7 @@
 //! which writes a mail as plain text plus HTML; the durable outbox and its worker
 //! ([`outbox`]); and the templates mails are written from ([`templates`]).
 
+mod context;
 mod deliver;
 mod error;
 mod message;
@@ -15,6 +16,7 @@ mod smtp;
 pub mod templates;
 mod transport;
 
+pub use context::MailContext;
 pub use deliver::OutboxSender;
 pub use error::SendError;
 pub use lettre::Message;

@@ -27,6 +27,14 @@ static TERA: LazyLock<Tera> = LazyLock::new(|| {
             "password_reset.html",
             include_str!("../../templates/email/password_reset.html.tera"),
         ),
+        (
+            "device_approval.txt",
+            include_str!("../../templates/email/device_approval.txt.tera"),
+        ),
+        (
+            "device_approval.html",
+            include_str!("../../templates/email/device_approval.html.tera"),
+        ),
     ])
     .expect("the embedded mail templates parse");
     t.autoescape_on(vec!["html"]);
@@ -117,6 +125,53 @@ pub fn password_reset(m: &LinkMail<'_>) -> Result<Rendered> {
         link_context(m),
         m.classification,
         format!("Choose a new password for {}", m.network),
+    )
+}
+
+/// What a device-approval mail says (account-takeover protection).
+pub struct CodeMail<'a> {
+    pub network: &'a str,
+    pub name: &'a str,
+    pub email: &'a str,
+    /// The new device's name and platform, as it registered.
+    pub device: &'a str,
+    pub platform: &'a str,
+    /// When it signed in, as people read it.
+    pub when: &'a str,
+    /// The six-digit code.
+    pub code: &'a str,
+    pub expires: &'a str,
+    pub server: &'a str,
+    pub classification: &'a Classification,
+}
+
+/// The device-approval mail: a code to enter on the new device.
+pub fn device_approval(m: &CodeMail<'_>) -> Result<Rendered> {
+    let mut ctx = Context::new();
+    ctx.insert("network", m.network);
+    ctx.insert("name", m.name);
+    ctx.insert("email", m.email);
+    ctx.insert("device", m.device);
+    ctx.insert("platform", m.platform);
+    ctx.insert("when", m.when);
+    // Grouped as people read it aloud: 123 456.
+    let code = match m.code.len() {
+        6 => format!("{} {}", &m.code[..3], &m.code[3..]),
+        _ => m.code.to_string(),
+    };
+    ctx.insert("code", &code);
+    ctx.insert("expires", m.expires);
+    ctx.insert(
+        "host",
+        m.server
+            .trim_start_matches("https://")
+            .trim_end_matches('/'),
+    );
+    render(
+        "device_approval",
+        ctx,
+        m.classification,
+        format!("Approve a new device for {}", m.network),
     )
 }
 

@@ -3,6 +3,7 @@
 //! reset pages ([`password_reset`]) and the single sign-on callback ([`sso`]).
 
 pub mod password_reset;
+pub mod profile;
 pub mod registration;
 pub mod sso;
 
@@ -19,6 +20,8 @@ pub struct Pages {
     pub public_url: Arc<OnceLock<String>>,
     /// SHA-256 fingerprint of the TLS trust anchor clients should pin.
     pub fingerprint: String,
+    /// Signs the client profiles people download.
+    pub profiles: Arc<crate::server::profile_signer::ProfileSigner>,
     /// The mail worker's handle; None when mail is off.
     pub mail: Option<crate::mail::outbox::Outbox>,
     /// The host name in `Message-ID`s.
@@ -31,7 +34,7 @@ impl Pages {
     pub fn new(
         store: crate::store::Store,
         public_url: Arc<OnceLock<String>>,
-        fingerprint: String,
+        profiles: Arc<crate::server::profile_signer::ProfileSigner>,
         mail: Option<crate::mail::outbox::Outbox>,
         domain: String,
     ) -> Pages {
@@ -51,7 +54,8 @@ impl Pages {
             store,
             tera,
             public_url,
-            fingerprint,
+            fingerprint: profiles.fingerprint().to_string(),
+            profiles,
             mail,
             domain,
             limiter: crate::auth::LoginLimiter::new(10),

@@ -121,6 +121,10 @@ pub async fn submit(
             ctx.insert("title", "You are registered");
             ctx.insert("registered", &true);
             ctx.insert("first_name", &user.first_name);
+            ctx.insert(
+                "profile_token",
+                &pages.profiles.link_token(&user.id, chrono::Utc::now()),
+            );
             render(&pages, StatusCode::OK, &ctx)
         }
         Ok(Err(refusal)) => {

@@ -50,6 +50,7 @@ pub fn publish(
         ed25519: Some(ed25519.into()),
         auth_epoch: 0,
         consent_version: None,
+        approval: None,
     };
     COMPLIANCE.put(tx, network_id.as_bytes(), &d)?;
     Ok(d)

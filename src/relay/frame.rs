@@ -154,6 +154,36 @@ pub struct Receipt {
     pub read_at: u64,
 }
 
+/// A device waiting for approval, as the account's other devices see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingDevice {
+    pub id: String,
+    pub name: String,
+    pub platform: String,
+    pub client_version: String,
+    /// When it registered (RFC 3339).
+    pub created_at: String,
+    /// Its public keys, when it sent them at sign-in (compare them before approving).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub x25519: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ed25519: Option<String>,
+}
+
+impl PendingDevice {
+    pub fn of(d: &crate::directory::device::Device) -> PendingDevice {
+        PendingDevice {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            platform: d.platform.clone(),
+            client_version: d.client_version.clone(),
+            created_at: d.created_at.to_rfc3339(),
+            x25519: d.x25519.clone(),
+            ed25519: d.ed25519.clone(),
+        }
+    }
+}
+
 /// The policy that applies to a device, sent on `ready` and whenever it changes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Policy {
@@ -282,6 +312,12 @@ pub enum ServerFrame {
     },
     Policy {
         policy: Policy,
+    },
+    /// The account's devices that wait for approval (account-takeover protection):
+    /// sent after `ready` when there are any, and whenever the list changes (empty once
+    /// all were approved or removed). Approve one with `POST /devices/{id}/approve`.
+    DevicesPending {
+        devices: Vec<PendingDevice>,
     },
     /// A refusal. `client_msg_id` names the envelope it is about, if any. When
     /// `fatal` is true the server closes the stream after this frame.

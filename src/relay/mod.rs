@@ -120,6 +120,21 @@ impl Relay {
         Ok(DeviceSession { account, device })
     }
 
+    /// The device behind a token that waits for approval (account-takeover
+    /// protection): what the approval calls accept, and nothing else does.
+    pub fn authenticate_pending(&self, token: &str) -> Result<DeviceSession> {
+        let r = self
+            .store
+            .read(|tx| device::by_token(tx, token))?
+            .ok_or_else(invalid_token)?;
+        let account = self.roster.account(&r.user_id)?.ok_or_else(invalid_token)?;
+        if let Some(e) = account.refusal() {
+            return Err(e);
+        }
+        let device = account.pending_device(&r.device_id)?.clone();
+        Ok(DeviceSession { account, device })
+    }
+
     /// Re-validate a session (after a directory change) and return its current state.
     pub fn revalidate(&self, s: &DeviceSession) -> Result<DeviceSession> {
         let account = self

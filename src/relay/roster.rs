@@ -88,6 +88,9 @@ impl Account {
             .ok_or_else(|| {
                 Error::unauthorized("device_revoked", "this device was removed; sign in again")
             })?;
+        if d.status == DeviceStatus::PendingApproval && d.auth_epoch == self.user.auth_epoch {
+            return Err(approval_required());
+        }
         if d.status != DeviceStatus::Active || d.auth_epoch != self.user.auth_epoch {
             return Err(Error::unauthorized(
                 "device_revoked",
@@ -97,6 +100,33 @@ impl Account {
         Ok(d)
     }
 
+    /// The device `device_id` if it waits for approval in the current auth epoch (what
+    /// the approval calls accept).
+    pub fn pending_device(&self, device_id: &str) -> Result<&Device> {
+        match self.live_device(device_id) {
+            Err(e) if e.code == "device_approval_required" => Ok(self
+                .devices
+                .iter()
+                .find(|d| d.id == device_id)
+                .expect("found by live_device")),
+            Ok(_) => Err(Error::conflict(
+                "device_not_pending",
+                "this device is approved already",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The account's devices that wait for approval (what its devices are told).
+    pub fn pending_devices(&self) -> Vec<&Device> {
+        self.devices
+            .iter()
+            .filter(|d| {
+                d.status == DeviceStatus::PendingApproval && d.auth_epoch == self.user.auth_epoch
+            })
+            .collect()
+    }
+
     /// Whether `device_id` has acknowledged the current consent pop-up (or none is set).
     pub fn consent_ok(&self, acknowledged: Option<u64>) -> bool {
         match &self.consent {
@@ -104,6 +134,15 @@ impl Account {
             Some(c) => acknowledged == Some(c.version),
         }
     }
+}
+
+/// What a device waiting for approval gets from everything but the approval calls.
+pub fn approval_required() -> Error {
+    Error::forbidden(
+        "device_approval_required",
+        "this device waits for approval: enter the code mailed to you, or approve it from a \
+         device you already use",
+    )
 }
 
 /// A bounded map from id to shared record, filled on demand.

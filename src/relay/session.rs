@@ -8,7 +8,7 @@
 //! one device can pipeline many envelopes into one commit. Acks are coalesced: at
 //! most one ack write per device is in flight, covering everything acked so far.
 
-use super::frame::{ClientFrame, ServerFrame};
+use super::frame::{ClientFrame, PendingDevice, ServerFrame};
 use super::{DeviceSession, Pending, Relay, mailbox::Acceptance};
 use crate::error::Error;
 use crate::metrics;
@@ -346,6 +346,11 @@ async fn serve<R: FrameSource, W: FrameSink>(
     if !sink.send_frame(ready).await {
         return Ok(());
     }
+    if let Some(f) = pending_devices_frame(session)
+        && !sink.send_frame(f).await
+    {
+        return Ok(());
+    }
     let delivered = metrics::relay::DELIVERED.with_label_values(&[transport]);
     let mut last_sent = 0u64;
     if !Box::pin(backlog(relay, &device_id, &mut last_sent, sink, &delivered)).await? {
@@ -368,13 +373,16 @@ async fn serve<R: FrameSource, W: FrameSink>(
         }
         let mut delivery = None;
         let mut reread = false;
+        let mut then: Option<String> = None;
         let out: Option<String> = tokio::select! {
             _ = reg.slot.recheck.notified() => {
                 if relay.hub.is_closing() {
                     draining = true;
                     None
                 } else {
-                    recheck(relay, session, &device_id, reg.id)?
+                    let (policy, devices) = recheck(relay, session, &device_id, reg.id)?;
+                    then = devices;
+                    policy
                 }
             }
             Some((id, result)) = sends.next(), if !sends.is_empty() => match (result, id) {
@@ -403,10 +411,10 @@ async fn serve<R: FrameSource, W: FrameSink>(
                 Some(Ok(text)) => on_frame(relay, session, &text, &mut bucket, &mut sends, acks, last_sent)?,
             },
         };
-        if let Some(text) = out
-            && !sink.send_frame(text).await
-        {
-            return Ok(());
+        for text in out.into_iter().chain(then) {
+            if !sink.send_frame(text).await {
+                return Ok(());
+            }
         }
         if let Some(d) = delivery {
             last_sent = d.seq;
@@ -421,15 +429,26 @@ async fn serve<R: FrameSource, W: FrameSink>(
     }
 }
 
+/// The `devices_pending` frame for the account's devices that wait for approval, if any.
+fn pending_devices_frame(session: &DeviceSession) -> Option<String> {
+    let pending = session.account.pending_devices();
+    (!pending.is_empty()).then(|| {
+        encode(&ServerFrame::DevicesPending {
+            devices: pending.into_iter().map(PendingDevice::of).collect(),
+        })
+    })
+}
+
 /// Re-check the stream after a change: still the device's current stream, the
-/// account and device still valid, consent still given. Returns the new policy to
-/// tell the device, if it changed; an error ends the stream.
+/// account and device still valid, consent still given. Returns the frames to tell the
+/// device — the new policy and the devices waiting for approval — if they changed; an
+/// error ends the stream.
 fn recheck(
     relay: &Relay,
     session: &mut DeviceSession,
     device_id: &str,
     registration: u64,
-) -> Result<Option<String>, Error> {
+) -> Result<(Option<String>, Option<String>), Error> {
     if !relay.hub.is_current(device_id, registration) {
         return Err(Error::conflict(
             "replaced",
@@ -439,15 +458,34 @@ fn recheck(
     // The device knows the policy of the session it has now.
     let fresh = relay.revalidate(session)?;
     let policy_changed = fresh.account.policy != session.account.policy;
+    let ids = |s: &DeviceSession| -> Vec<String> {
+        s.account
+            .pending_devices()
+            .iter()
+            .map(|d| d.id.clone())
+            .collect()
+    };
+    let pending_changed = ids(&fresh) != ids(session);
     *session = fresh;
     if let Some(e) = relay.consent_required(session, true) {
         return Err(e);
     }
-    Ok(policy_changed.then(|| {
+    let policy = policy_changed.then(|| {
         encode(&ServerFrame::Policy {
             policy: session.account.policy.clone(),
         })
-    }))
+    });
+    let devices = pending_changed.then(|| {
+        encode(&ServerFrame::DevicesPending {
+            devices: session
+                .account
+                .pending_devices()
+                .into_iter()
+                .map(PendingDevice::of)
+                .collect(),
+        })
+    });
+    Ok((policy, devices))
 }
 
 /// Handle one frame from the device: queue its send or receipt, note its ack, or

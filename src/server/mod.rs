@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod front_door;
 pub mod health;
 pub mod notify;
+pub mod profile_signer;
 pub mod tls;
 
 use crate::admin::{self, AdminState};
@@ -58,6 +59,11 @@ pub async fn serve(config: Config) -> Result<()> {
     let turn_slot: Arc<std::sync::OnceLock<Arc<crate::calling::Turn>>> = Arc::default();
     let public_url_slot: Arc<std::sync::OnceLock<String>> = Arc::default();
     let mail = start_mail(&config, &store)?;
+    let profiles = Arc::new(
+        crate::server::profile_signer::ProfileSigner::load(&store, identity.anchor_pem.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+    );
     let admin_state = web::Data::new(AdminState {
         store: store.clone(),
         config: config.clone(),
@@ -66,11 +72,12 @@ pub async fn serve(config: Config) -> Result<()> {
         turn: turn_slot.clone(),
         public_url: public_url_slot.clone(),
         mail: mail.as_ref().map(|(outbox, _)| outbox.clone()),
+        profiles: profiles.clone(),
     });
     let pages = web::Data::new(crate::pages::Pages::new(
         store.clone(),
         public_url_slot.clone(),
-        identity.fingerprint.clone(),
+        profiles.clone(),
         mail.as_ref().map(|(outbox, _)| outbox.clone()),
         config.hostnames[0].clone(),
     ));
@@ -96,6 +103,12 @@ pub async fn serve(config: Config) -> Result<()> {
         relay: relay.clone(),
         limiter: LoginLimiter::new(config.relay.login_attempts_per_minute),
         turn: turn_slot.clone(),
+        mail: crate::mail::MailContext {
+            outbox: mail.as_ref().map(|(outbox, _)| outbox.clone()),
+            public_url: public_url_slot.clone(),
+            domain: config.hostnames[0].clone(),
+        },
+        profiles: profiles.clone(),
     });
     let json_limit = config.http.max_json_bytes;
     let metrics_on = config.metrics.enabled;
@@ -134,6 +147,10 @@ pub async fn serve(config: Config) -> Result<()> {
             .route(
                 "/invite/{token}",
                 web::post().to(crate::pages::registration::submit),
+            )
+            .route(
+                "/profile/{token}",
+                web::get().to(crate::pages::profile::download),
             )
             .route("/reset", web::get().to(crate::pages::password_reset::ask))
             .route(

@@ -44,6 +44,8 @@ pub struct Identity {
     pub fingerprint: String,
     /// The file clients should trust (the CA for generated identities).
     pub trust_file: PathBuf,
+    /// The trust anchor certificate, PEM (what client profiles carry).
+    pub anchor_pem: String,
     pub not_after: Option<DateTime<Utc>>,
 }
 
@@ -205,6 +207,7 @@ pub fn identity(config: &Config) -> Result<Identity> {
         source: "generated",
         fingerprint: sha256_of_pem(&ca_pem)?,
         trust_file: dir.join(CA_CERT),
+        anchor_pem: ca_pem.clone(),
         not_after: Some(not_after),
     })
 }
@@ -227,11 +230,25 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
         .with_context(|| format!("{} holds no private key", path.display()))
 }
 
+/// A DER certificate as PEM.
+fn der_to_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 fn site_identity(cert: &Path, key: &Path) -> Result<Identity> {
     let chain = read_certs(cert)?;
     let anchor = chain.last().expect("non-empty");
     Ok(Identity {
         fingerprint: hex::encode(Sha256::digest(anchor.as_ref())),
+        anchor_pem: der_to_pem(anchor.as_ref()),
         key: read_key(key)?,
         chain,
         source: "site",

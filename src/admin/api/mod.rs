@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backup;
 pub mod bots;
 pub mod calling;
+pub mod client_profile;
 pub mod groups;
 pub mod invitations;
 pub mod mail;

@@ -21,8 +21,8 @@ use super::kept::Kept;
 use super::pending::{self, Grant, Login, Tokens};
 use super::provider::{self, Provider};
 use super::session::{self, SsoSession};
-use crate::auth::device_login;
-use crate::directory::device::Device;
+use crate::auth::device_login::{self, SignedIn};
+use crate::auth::password_reset::Delivery;
 use crate::directory::link::{self, Purpose};
 use crate::directory::network::{self, Network};
 use crate::directory::user::{self, User, UserKind, UserStatus};
@@ -571,12 +571,15 @@ fn invalid_grant() -> Error {
     )
 }
 
-/// Step 3: the grant and the client's verifier → a device of the user and its token.
-pub async fn redeem(sso: &Sso, r: Redeem) -> Result<(User, Device, String)> {
+/// Step 3: the grant and the client's verifier → a device of the user and its token,
+/// registered exactly as a password sign-in registers it (`how` mails an approval code
+/// where the security group protects the account).
+pub async fn redeem(sso: &Sso, r: Redeem, how: &Delivery<'_>) -> Result<SignedIn> {
     let g = sso.pending.take_grant(&r.code).ok_or_else(invalid_grant)?;
     if !pending::verifier_matches(&r.code_verifier, &g.client_challenge) {
         return Err(invalid_grant());
     }
+    let (base_url, domain, mail) = (how.base_url.to_string(), how.domain.to_string(), how.mail);
     sso.store
         .write(move |tx| {
             let net = network::get(tx, &g.network_id)?;
@@ -602,8 +605,20 @@ pub async fn redeem(sso: &Sso, r: Redeem) -> Result<(User, Device, String)> {
                 }
                 UserStatus::Active | UserStatus::Pending => {}
             }
-            let (u, d, token) =
-                device_login::register_device(tx, &old, &r.name, &r.platform, &r.client_version)?;
+            let how = Delivery {
+                base_url: &base_url,
+                mail,
+                domain: &domain,
+            };
+            let signed = device_login::register_device(
+                tx,
+                &old,
+                &r.name,
+                &r.platform,
+                &r.client_version,
+                &how,
+            )?;
+            let (u, d) = (&signed.user, &signed.device);
             let t = &g.tokens;
             match &t.refresh_token {
                 Some(rt) => session::put(
@@ -634,7 +649,7 @@ pub async fn redeem(sso: &Sso, r: Redeem) -> Result<(User, Device, String)> {
                      the scopes?); this device is not followed after sign-in"
                 ),
             }
-            Ok((u, d, token))
+            Ok(signed)
         })
         .await
 }
