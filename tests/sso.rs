@@ -219,6 +219,14 @@ fn a_person_signs_in_through_the_identity_provider_and_the_device_works() {
     // A second sign-in finds the same user.
     let again = w.sign_in("bob");
     assert_eq!(again["user"]["id"], signed_in["user"]["id"]);
+    // Account-takeover protection applies to SSO devices as to password ones.
+    w.owner.set_group_settings(
+        &w.network,
+        json!({"security": {"account_takeover_protection": true}}),
+    );
+    let third = w.sign_in("bob");
+    assert_eq!(third["device"]["status"], "pending_approval", "{third}");
+    assert!(third["approval"].is_object(), "{third}");
     let log = w.server.lines.text();
     assert!(
         !log.contains("outpost-secret") && !log.contains(&code),
