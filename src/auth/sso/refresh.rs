@@ -76,12 +76,15 @@ pub async fn refresh_due(sso: &Sso, relay: &Relay, every: std::time::Duration) -
             forget(sso, sessions).await?;
             continue;
         };
+        let (live, gone): (Vec<_>, Vec<_>) = sessions
+            .into_iter()
+            .partition(|s| signed_in(sso, s).unwrap_or(true));
+        forget(sso, gone).await?;
+        if live.is_empty() {
+            continue;
+        }
         let provider = provider::discover(&cfg, sso.timeout).await;
-        for s in sessions {
-            if !signed_in(sso, &s)? {
-                forget(sso, vec![s]).await?;
-                continue;
-            }
+        for s in live {
             let outcome = match &provider {
                 Ok(p) => refresh_one(p, &cfg, &s).await,
                 Err(e) => Refresh::Unreachable(e.message.clone()),
@@ -92,19 +95,27 @@ pub async fn refresh_due(sso: &Sso, relay: &Relay, every: std::time::Duration) -
     Ok(())
 }
 
-/// Whether the record's device is still signed in (active, in the account's epoch).
+/// Whether the record's device is still signed in (active or waiting for approval, in
+/// the account's epoch).
 fn signed_in(sso: &Sso, s: &SsoSession) -> Result<bool> {
     sso.store.read(|tx| {
         let Some(u) = user::by_id(tx, &s.user_id)? else {
             return Ok(false);
         };
         Ok(device::get(tx, &s.user_id, &s.device_id)
-            .is_ok_and(|d| d.status == DeviceStatus::Active && d.auth_epoch == u.auth_epoch))
+            .is_ok_and(|d| signed_in_status(d.status) && d.auth_epoch == u.auth_epoch))
     })
+}
+
+fn signed_in_status(s: DeviceStatus) -> bool {
+    matches!(s, DeviceStatus::Active | DeviceStatus::PendingApproval)
 }
 
 /// Drop records no longer followed.
 async fn forget(sso: &Sso, sessions: Vec<SsoSession>) -> Result<()> {
+    if sessions.is_empty() {
+        return Ok(());
+    }
     sso.store
         .write(move |tx| {
             for s in &sessions {
@@ -256,7 +267,7 @@ async fn sign_out(sso: &Sso, relay: &Relay, s: SsoSession, reason: String) -> Re
                 .map(|u| u.username)
                 .unwrap_or_default();
             if let Ok(d) = device::get(tx, &uid, &did)
-                && d.status == DeviceStatus::Active
+                && signed_in_status(d.status)
             {
                 device::reset(tx, d)?;
             }
