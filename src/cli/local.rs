@@ -48,7 +48,11 @@ pub fn store_check(local: &Local) -> Result<i32> {
     let (_lock, s) = open_stopped(&c.data_dir)?;
     println!("database file: ok ({} bytes)", s.file_size());
     let problems = s
-        .read(|tx| crate::directory::check(tx))
+        .read(|tx| {
+            let mut p = crate::directory::check(tx)?;
+            p.extend(crate::auth::sso::config::check(tx)?);
+            Ok(p)
+        })
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let report = s
         .read(|tx| audit::verify(tx))

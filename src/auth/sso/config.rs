@@ -357,6 +357,7 @@ pub fn build(network_id: &str, input: &SsoInput, old: Option<&SsoConfig>) -> Res
 }
 
 /// What saving a configuration did.
+#[derive(Debug)]
 pub struct Saved {
     pub config: SsoConfig,
     /// Devices signed out because SSO was just turned on.
@@ -431,6 +432,50 @@ pub fn forget_network(tx: &WriteTransaction, network_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Check that the company-id index and each network's `sso_enabled` agree with the
+/// configurations (for `outpost store check`); returns every mismatch.
+pub fn check<'a>(tx: impl Into<Tx<'a>>) -> Result<Vec<String>> {
+    let tx = tx.into();
+    let mut problems = Vec::new();
+    let mut configs = Vec::new();
+    CONFIGS.scan_prefix(tx, b"", None, false, |_, c| {
+        configs.push(c);
+        Ok(std::ops::ControlFlow::Continue(()))
+    })?;
+    for c in &configs {
+        if COMPANIES.get(tx, &company_key(&c.company_id))?.as_deref()
+            != Some(c.network_id.as_bytes())
+        {
+            problems.push(format!(
+                "the company id {} of network {} is missing from its index",
+                c.company_id, c.network_id
+            ));
+        }
+    }
+    for n in network::list(tx)? {
+        let on = configs.iter().any(|c| c.network_id == n.id && c.enabled);
+        if n.sso_enabled != on {
+            problems.push(format!(
+                "network {} says single sign-on is {} but its configuration says {}",
+                n.id,
+                if n.sso_enabled { "on" } else { "off" },
+                if on { "on" } else { "off" }
+            ));
+        }
+    }
+    let indexed = tx.count_raw(
+        schema::SSO_COMPANIES,
+        (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+    )?;
+    if indexed != configs.len() as u64 {
+        problems.push(format!(
+            "the company-id index has {indexed} entries for {} configurations",
+            configs.len()
+        ));
+    }
+    Ok(problems)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,6 +522,68 @@ mod tests {
         let mut loopback = input();
         loopback.issuer = "http://127.0.0.1:9000".into();
         assert!(build("12345678", &loopback, None).is_ok());
+    }
+
+    #[test]
+    fn saving_keeps_the_index_and_the_network_in_step_and_turning_on_signs_out() {
+        use crate::directory::device::{self, DeviceStatus};
+        use crate::directory::user::User;
+        use crate::store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb"), &Default::default()).unwrap();
+        let (a, _) = store
+            .write_now(|tx| network::create(tx, "a", &Default::default(), None))
+            .unwrap();
+        let (b, _) = store
+            .write_now(|tx| network::create(tx, "b", &Default::default(), None))
+            .unwrap();
+        let mut u = User::new(
+            &a.id,
+            UserKind::User,
+            "p@x.test".into(),
+            a.default_group_id.clone(),
+        );
+        u.registered = true;
+        store
+            .write_now(|tx| {
+                user::put(tx, None, &u)?;
+                device::register(tx, &u, "laptop", "linux", "1", DeviceStatus::Active)
+            })
+            .unwrap();
+        let saved = store.write_now(|tx| put(tx, &a.id, &input())).unwrap();
+        assert_eq!(saved.signed_out_devices, 0, "saved switched off");
+        let mut on = input();
+        on.company_id = "example_1".into();
+        on.enabled = Some(true);
+        let saved = store.write_now(|tx| put(tx, &a.id, &on)).unwrap();
+        assert_eq!(saved.signed_out_devices, 1);
+        let devices = store.read(|tx| device::list(tx, &u.id)).unwrap();
+        assert_eq!(devices[0].status, DeviceStatus::Reset);
+        assert!(
+            store
+                .read(|tx| network::get(tx, &a.id))
+                .unwrap()
+                .sso_enabled
+        );
+        let taken = store.write_now(|tx| put(tx, &b.id, &input())).unwrap_err();
+        assert_eq!(taken.code, "company_id_taken");
+        assert_eq!(
+            store
+                .read(|tx| by_company(tx, "EXAMPLE_1"))
+                .unwrap()
+                .unwrap()
+                .network_id,
+            a.id
+        );
+        assert!(store.read(|tx| check(tx)).unwrap().is_empty());
+        store.write_now(|tx| forget_network(tx, &a.id)).unwrap();
+        assert!(
+            store
+                .read(|tx| by_company(tx, "Example_1"))
+                .unwrap()
+                .is_none()
+        );
+        store.close();
     }
 
     #[test]
