@@ -70,7 +70,7 @@ pub fn client(ca_pem: Option<&str>, timeout: Duration) -> Result<reqwest::Client
 }
 
 /// The innermost cause of an error, as text.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;
@@ -78,26 +78,22 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Why a call to `url` failed, as a sentence for a person; `true` when it is a TLS
-/// (certificate) problem.
-pub fn describe(e: &reqwest::Error, url: &str) -> (String, bool) {
+/// Why a call to `url` failed, as a sentence for a person.
+pub fn describe(e: &reqwest::Error, url: &str) -> String {
     let cause = root_cause(e);
     let lower = cause.to_ascii_lowercase();
     if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
-        return (
-            format!(
-                "the TLS connection to {url} failed: {cause}. If the identity provider's \
-                 certificate comes from a private CA, set ca_certificate to that CA's \
-                 certificate (PEM)"
-            ),
-            true,
+        return format!(
+            "the TLS connection to {url} failed: {cause}. If the identity provider's \
+             certificate comes from a private CA, set ca_certificate to that CA's certificate \
+             (PEM)"
         );
     }
     if e.is_timeout() {
-        return (format!("{url} did not answer in time"), false);
+        return format!("{url} did not answer in time");
     }
     if e.is_connect() {
-        return (format!("cannot connect to {url}: {cause}"), false);
+        return format!("cannot connect to {url}: {cause}");
     }
-    (format!("the request to {url} failed: {cause}"), false)
+    format!("the request to {url} failed: {cause}")
 }

@@ -416,11 +416,7 @@ pub(crate) fn describe_token_error<
 ) -> String {
     match e {
         RequestTokenError::Request(inner) => {
-            let mut cur: &(dyn std::error::Error + 'static) = inner;
-            while let Some(next) = cur.source() {
-                cur = next;
-            }
-            format!("the request failed ({cur})")
+            format!("the request failed ({})", super::http::root_cause(inner))
         }
         RequestTokenError::Parse(inner, _) => format!("its answer is unreadable ({inner})"),
         other => other.to_string(),

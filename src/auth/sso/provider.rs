@@ -129,7 +129,7 @@ async fn get_json(
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| ProviderProblem::new(http::describe(&e, url).0))?;
+        .map_err(|e| ProviderProblem::new(http::describe(&e, url)))?;
     let status = res.status();
     if status.is_redirection() {
         return Err(ProviderProblem::new(format!(
@@ -145,7 +145,7 @@ async fn get_json(
     let body = res
         .bytes()
         .await
-        .map_err(|e| ProviderProblem::new(http::describe(&e, url).0))?;
+        .map_err(|e| ProviderProblem::new(http::describe(&e, url)))?;
     Ok(body.to_vec())
 }
 
