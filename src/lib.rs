@@ -16,6 +16,7 @@ pub mod cli;
 pub mod client;
 pub mod client_profile;
 pub mod config;
+pub mod console;
 pub mod directory;
 pub mod error;
 pub mod html;

@@ -29,6 +29,22 @@ use std::rc::Rc;
 /// The methods of one resource and the actions they perform.
 pub type MethodActions = Rc<Vec<(Method, Action)>>;
 
+/// The two fronts the guard stands before: where the admin's session token comes from,
+/// and how a refusal (no session, not allowed) is answered. The admin API takes a
+/// bearer token and answers JSON; the console takes its session cookie and answers
+/// pages. Permissions and the audit record are the same for both.
+#[derive(Clone, Copy)]
+pub struct Front {
+    pub token: fn(&HttpRequest) -> Option<String>,
+    pub refuse: fn(&HttpRequest, &Error) -> actix_web::HttpResponse,
+}
+
+/// The admin API's front.
+pub const API: Front = Front {
+    token: |r| bearer_of(r.headers()),
+    refuse: |_, e| e.error_response(),
+};
+
 /// What the guard knows about a call, shared with the handler.
 pub struct AuditScope {
     draft: RefCell<Draft>,
@@ -167,10 +183,6 @@ impl FromRequest for Caller {
     }
 }
 
-fn bearer(req: &ServiceRequest) -> Option<String> {
-    bearer_of(req.headers())
-}
-
 fn bearer_of(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
     let h = headers.get(actix_web::http::header::AUTHORIZATION)?;
     let v = h.to_str().ok()?.trim();
@@ -180,9 +192,9 @@ fn bearer_of(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-/// The caller behind the request's bearer token.
-fn authenticate(req: &ServiceRequest, state: &AdminState) -> Result<Caller> {
-    let Some(token) = bearer(req) else {
+/// The caller behind the request's session token.
+fn authenticate(req: &ServiceRequest, state: &AdminState, front: Front) -> Result<Caller> {
+    let Some(token) = (front.token)(req.request()) else {
         return Err(Error::unauthorized(
             "authentication_required",
             "this operation needs an admin session: send Authorization: Bearer <token> \
@@ -199,6 +211,7 @@ fn authenticate(req: &ServiceRequest, state: &AdminState) -> Result<Caller> {
 /// The middleware body: see the module documentation.
 pub async fn guard(
     actions: MethodActions,
+    front: Front,
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> std::result::Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -216,7 +229,7 @@ pub async fn guard(
     };
     let scope = Rc::new(AuditScope::new(&req, action));
     if action != Action::CreateAdminSession {
-        let checked = authenticate(&req, &state).and_then(|caller| {
+        let checked = authenticate(&req, &state, front).and_then(|caller| {
             scope.set_admin(&caller);
             caller.authorize(action, req.match_info().get("network_id"))?;
             Ok(caller)
@@ -234,8 +247,8 @@ pub async fn guard(
                 )
                 .await;
                 let res = match recorded {
-                    Ok(()) => e.error_response(),
-                    Err(audit_err) => audit_err.error_response(),
+                    Ok(()) => (front.refuse)(req.request(), &e),
+                    Err(audit_err) => (front.refuse)(req.request(), &audit_err),
                 };
                 return Ok(req.into_response(res));
             }

@@ -48,7 +48,7 @@ pub struct Op {
     route: Route,
 }
 
-fn op<F, Args>(method: Method, action: Action, handler: F) -> Op
+pub(crate) fn op<F, Args>(method: Method, action: Action, handler: F) -> Op
 where
     F: Handler<Args>,
     Args: FromRequest + 'static,
@@ -327,26 +327,43 @@ pub fn configure(cfg: &mut web::ServiceConfig, json_limit: usize) {
         .route("/openapi.json", web::get().to(openapi::serve))
         .default_service(web::to(audited_not_found));
     for (path, ops) in routes() {
-        let allow = ops
-            .iter()
-            .map(|o| o.method.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let actions: guard::MethodActions =
-            Rc::new(ops.iter().map(|o| (o.method.clone(), o.action)).collect());
-        let mut resource = web::resource(path);
-        for o in ops {
-            resource = resource.route(o.route);
-        }
-        let resource = resource
-            .default_service(web::to(move || {
-                let allow = allow.clone();
-                async move { response::method_not_allowed(&allow) }
-            }))
-            .wrap(from_fn(move |req, next| {
-                guard::guard(actions.clone(), req, next)
-            }));
-        scope = scope.service(resource);
+        scope = scope.service(guarded(path, ops, guard::API));
     }
     cfg.service(scope);
+}
+
+/// A resource whose operations pass the guard before `front` (the admin API or the
+/// console): authentication, the action's permission, and the audit record.
+pub(crate) fn guarded(
+    path: &'static str,
+    ops: Vec<Op>,
+    front: guard::Front,
+) -> actix_web::Resource<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let allow = ops
+        .iter()
+        .map(|o| o.method.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let actions: guard::MethodActions =
+        Rc::new(ops.iter().map(|o| (o.method.clone(), o.action)).collect());
+    let mut resource = web::resource(path);
+    for o in ops {
+        resource = resource.route(o.route);
+    }
+    resource
+        .default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { response::method_not_allowed(&allow) }
+        }))
+        .wrap(from_fn(move |req, next| {
+            guard::guard(actions.clone(), front, req, next)
+        }))
 }

@@ -27,7 +27,9 @@ pub enum ReadReceipts {
 }
 
 /// Classification levels and their banner colours (PRODUCT.md F9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ClassificationLevel {
     /// No banner.

@@ -110,8 +110,14 @@ pub async fn serve(config: Config) -> Result<()> {
         },
         profiles: profiles.clone(),
     });
+    let console = web::Data::new(
+        crate::console::Console::load(store.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+    );
     let json_limit = config.http.max_json_bytes;
     let metrics_on = config.metrics.enabled;
+    let co = console.clone();
     let (hs, ad, rd, ca, pg, so) = (
         health.clone(),
         admin_state.clone(),
@@ -128,6 +134,7 @@ pub async fn serve(config: Config) -> Result<()> {
             .app_data(ca.clone())
             .app_data(pg.clone())
             .app_data(so.clone())
+            .app_data(co.clone())
             .wrap(middleware::from_fn(crate::metrics::track))
             .wrap(
                 SECURITY_HEADERS
@@ -170,6 +177,7 @@ pub async fn serve(config: Config) -> Result<()> {
                 web::get().to(crate::pages::sso::callback),
             )
             .configure(|cfg| admin::configure(cfg, json_limit))
+            .configure(crate::console::configure)
             .configure(|cfg| crate::api::configure(cfg, json_limit))
             .default_service(web::to(admin::response::not_found));
         if metrics_on {

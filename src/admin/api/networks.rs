@@ -1,6 +1,7 @@
 //! Admin API: networks, their settings, data-retention switch and tags (F1).
 
 use super::{NetworkPath, State};
+use crate::admin::AdminState;
 use crate::admin::guard::Audit;
 use crate::admin::response::{JsonBody, created, ok};
 use crate::auth::{Caller, admin as admins};
@@ -21,13 +22,18 @@ pub struct NetworkList {
 #[utoipa::path(get, path = "/networks", operation_id = "ListNetworks", tag = "networks",
     responses((status = 200, body = NetworkList)))]
 pub async fn list(state: State, caller: Caller) -> Result<HttpResponse> {
-    let items = state
+    let items = visible(&state, &caller)?;
+    Ok(ok(&NetworkList { items }))
+}
+
+/// The networks `caller` may see (ListNetworks, for the API and the console).
+pub fn visible(state: &AdminState, caller: &Caller) -> Result<Vec<Network>> {
+    Ok(state
         .store
         .read(|tx| network::list(tx))?
         .into_iter()
         .filter(|n| caller.admin.reaches(&n.id))
-        .collect();
-    Ok(ok(&NetworkList { items }))
+        .collect())
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -52,13 +58,22 @@ pub async fn create(
     body: JsonBody<CreateNetwork>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
-    let b = body.into_inner();
+    let n = create_network(&state, &audit, body.into_inner()).await?;
+    Ok(created(&n))
+}
+
+/// Create a network (CreateNetwork, for the API and the console).
+pub async fn create_network(
+    state: &AdminState,
+    audit: &Audit,
+    b: CreateNetwork,
+) -> Result<Network> {
     let (n, _) = audit
         .write(&state.store, 201, move |tx| {
             network::create(tx, &b.name, &b.tags, b.settings.as_ref())
         })
         .await?;
-    Ok(created(&n))
+    Ok(n)
 }
 
 #[utoipa::path(get, path = "/networks/{network_id}", operation_id = "GetNetwork", tag = "networks",

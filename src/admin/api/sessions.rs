@@ -1,6 +1,7 @@
 //! Admin API: signing in and out, and changing one's own password.
 
 use super::State;
+use crate::admin::AdminState;
 use crate::admin::guard::{Audit, source_ip, user_agent};
 use crate::admin::response::{JsonBody, created, ok};
 use crate::auth::admin::{self as admins, AdminView};
@@ -47,6 +48,20 @@ pub async fn create(
     body: JsonBody<SignIn>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
+    let b = body.into_inner();
+    let s = open_session(&state, &audit, &req, &b.username, b.password.expose()).await?;
+    Ok(created(&s))
+}
+
+/// Sign an admin in (CreateAdminSession, for the API and the console): the per-address
+/// rate limit, the password check with the account lock, and the new session.
+pub async fn open_session(
+    state: &AdminState,
+    audit: &Audit,
+    req: &HttpRequest,
+    username: &str,
+    password: &str,
+) -> Result<SessionCreated> {
     if let Some(ip) = req.peer_addr().map(|a| a.ip())
         && let Err(wait) = state.limiter.check(ip)
     {
@@ -63,12 +78,9 @@ pub async fn create(
         )
         .with_retry_after(wait));
     }
-    let b = body.into_inner();
-    let found = state
-        .store
-        .read(|tx| admins::by_username(tx, &b.username))?;
+    let found = state.store.read(|tx| admins::by_username(tx, username))?;
     let Some(admin) = found else {
-        let pw = b.password.expose().to_string();
+        let pw = password.to_string();
         let _ = web::block(move || password::verify_dummy(&pw)).await;
         metrics::admin::LOGINS.with_label_values(&["failure"]).inc();
         return Err(bad_credentials());
@@ -77,7 +89,7 @@ pub async fn create(
         admin: admin.clone(),
         session_key: String::new(),
     });
-    let (pw, phc) = (b.password.expose().to_string(), admin.password_hash.clone());
+    let (pw, phc) = (password.to_string(), admin.password_hash.clone());
     let good = super::blocking("password check", move || password::verify(&pw, &phc)).await?;
     // A lock is revealed only to someone who knows the password, so that answers
     // never tell which usernames exist; wrong guesses while locked count for nothing.
@@ -115,7 +127,7 @@ pub async fn create(
             .await?;
         return Err(bad_credentials());
     }
-    let source = source_ip(&req);
+    let source = source_ip(req);
     let ua = user_agent(req.headers());
     let id = admin.id.clone();
     let (token, s, admin) = audit
@@ -132,12 +144,12 @@ pub async fn create(
         })
         .await?;
     metrics::admin::LOGINS.with_label_values(&["success"]).inc();
-    Ok(created(&SessionCreated {
+    Ok(SessionCreated {
         token,
         expires_at: s.expires_at,
         must_change_password: admin.must_change_password,
         admin: admin.view(),
-    }))
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -192,25 +204,41 @@ pub async fn change_password(
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let b = body.into_inner();
-    if let Some(problem) =
-        password::admin_password_problem(&caller.admin.username, b.new_password.expose())
-    {
+    let a = set_own_password(
+        &state,
+        &audit,
+        &caller,
+        b.current_password.expose(),
+        b.new_password.expose(),
+    )
+    .await?;
+    Ok(ok(&a.view()))
+}
+
+/// Change the caller's own password (ChangeAdminPassword, for the API and the
+/// console): the rules, the current password, and the end of the account's other
+/// sessions.
+pub async fn set_own_password(
+    state: &AdminState,
+    audit: &Audit,
+    caller: &Caller,
+    current: &str,
+    new: &str,
+) -> Result<admins::Admin> {
+    if let Some(problem) = password::admin_password_problem(&caller.admin.username, new) {
         return Err(Error::validation(vec![FieldProblem::new(
             "new_password",
             problem,
         )]));
     }
-    if b.new_password.expose() == b.current_password.expose() {
+    if new == current {
         return Err(Error::validation(vec![FieldProblem::new(
             "new_password",
             "must differ from the current password",
         )]));
     }
-    let (cur, phc) = (
-        b.current_password.expose().to_string(),
-        caller.admin.password_hash.clone(),
-    );
-    let new = b.new_password.expose().to_string();
+    let (cur, phc) = (current.to_string(), caller.admin.password_hash.clone());
+    let new = new.to_string();
     let (good, new_hash) = super::blocking("password hashing", move || {
         (password::verify(&cur, &phc), password::hash(&new))
     })
@@ -223,7 +251,7 @@ pub async fn change_password(
     }
     let new_hash = new_hash?;
     let (id, keep) = (caller.admin.id.clone(), caller.session_key.clone());
-    let a = audit
+    audit
         .write(&state.store, 200, move |tx| {
             let mut a = admins::get(tx, &id)?;
             a.password_hash = new_hash.clone();
@@ -232,6 +260,5 @@ pub async fn change_password(
             session::delete_all_for(tx, &id, Some(&keep))?;
             Ok(a)
         })
-        .await?;
-    Ok(ok(&a.view()))
+        .await
 }

@@ -1,0 +1,140 @@
+//! The admin console (issue 6): the whole administration in a browser, as server-rendered
+//! pages under `/console` that work without JavaScript (a small script only enhances
+//! them), with everything they need served from the binary.
+//!
+//! Every console page and form passes the same guard as the admin API
+//! (`admin::guard`), under the same action names: the same permission checks, and every
+//! action — page views included — in the audit log. Only the front differs: the session
+//! token comes from a `Secure; HttpOnly; SameSite=Strict` cookie, forms carry a CSRF
+//! token ([`cookie`]), and refusals are pages ([`page::refusal`]). Handlers are thin:
+//! they call the same typed functions the API's handlers call and render the result.
+
+pub mod assets;
+pub mod cookie;
+pub mod form;
+pub mod networks;
+pub mod page;
+pub mod sign_in;
+
+use crate::admin::guard::Front;
+use crate::admin::{guarded, op};
+use crate::auth::Action;
+use crate::directory::network;
+use crate::store::{self, Store};
+use actix_web::http::Method;
+use actix_web::web;
+use page::Banner;
+
+/// Where the console lives.
+pub const PREFIX: &str = "/console";
+
+/// The console's state: its templates, the CSRF key, and the store (for the banner).
+pub struct Console {
+    pub tera: tera::Tera,
+    pub csrf: cookie::Csrf,
+    pub store: Store,
+}
+
+const CSRF_META: &str = "console_csrf_key";
+
+impl Console {
+    /// Load the templates and the CSRF key (made on first start, kept in the store).
+    pub async fn load(store: Store) -> crate::error::Result<Console> {
+        let key = match store.read(|tx| store::meta_get(tx, CSRF_META))? {
+            Some(k) if k.len() == 32 => k.try_into().expect("32 bytes"),
+            _ => {
+                let k: [u8; 32] = rand::random();
+                store
+                    .write(move |tx| store::meta_put(tx, CSRF_META, &k))
+                    .await?;
+                k
+            }
+        };
+        Ok(Console {
+            tera: templates(),
+            csrf: cookie::Csrf::with_key(key),
+            store,
+        })
+    }
+
+    /// The appliance's banner: the highest classification among its networks.
+    pub fn appliance_banner(&self) -> Option<Banner> {
+        let nets = self.store.read(|tx| network::list(tx)).unwrap_or_default();
+        Banner::highest(nets.iter().map(|n| &n.settings.classification))
+    }
+}
+
+/// The console's front for the guard: the session cookie, and pages for refusals.
+pub const FRONT: Front = Front {
+    token: cookie::session_token,
+    refuse: page::refusal,
+};
+
+fn templates() -> tera::Tera {
+    let mut t = tera::Tera::default();
+    t.add_raw_templates(vec![
+        (
+            "console/base.html",
+            include_str!("../../templates/console/base.html"),
+        ),
+        (
+            "console/error.html",
+            include_str!("../../templates/console/error.html"),
+        ),
+        (
+            "console/sign_in.html",
+            include_str!("../../templates/console/sign_in.html"),
+        ),
+        (
+            "console/password.html",
+            include_str!("../../templates/console/password.html"),
+        ),
+        (
+            "console/networks.html",
+            include_str!("../../templates/console/networks.html"),
+        ),
+    ])
+    .expect("the embedded console templates parse");
+    t.autoescape_on(vec![".html"]);
+    t.set_escape_fn(crate::html::escape);
+    t
+}
+
+/// Register the console's pages.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use Action as A;
+    use Method as M;
+    let guarded = |path: &'static str, ops| guarded(path, ops, FRONT);
+    cfg.service(
+        web::scope(PREFIX)
+            .app_data(form::config())
+            .route("", web::get().to(sign_in::home))
+            .route("/", web::get().to(sign_in::home))
+            .route("/static/console.css", web::get().to(assets::css))
+            .route("/static/console.js", web::get().to(assets::js))
+            .route("/sign-in", web::get().to(sign_in::show))
+            .service(guarded(
+                "/sign-in",
+                vec![op(M::POST, A::CreateAdminSession, sign_in::submit)],
+            ))
+            .service(guarded(
+                "/sign-out",
+                vec![op(M::POST, A::DeleteAdminSession, sign_in::sign_out)],
+            ))
+            .service(guarded(
+                "/password",
+                vec![
+                    op(M::GET, A::GetAdminSession, sign_in::password_page),
+                    op(M::POST, A::ChangeAdminPassword, sign_in::change_password),
+                ],
+            ))
+            .service(guarded(
+                "/networks",
+                vec![
+                    op(M::GET, A::ListNetworks, networks::list),
+                    op(M::POST, A::CreateNetwork, networks::create),
+                ],
+            ))
+            .default_service(web::to(sign_in::not_found)),
+    );
+}

@@ -1,0 +1,78 @@
+//! The admin console in a real browser: headless Chromium driven by playwright-core
+//! (`tests/js/console.mjs`) signs in, is refused with a wrong password, lists and
+//! creates networks and signs out, under the appliance's classification banner; no page
+//! may request anything from another host, log a console error, scroll sideways at
+//! 1280 px or leave a control unlabeled. Screenshots of every page are kept under
+//! `target/console-screenshots/` (not committed). The audit log then holds the
+//! console's actions, under the same operation names as the API's.
+
+mod common;
+
+use common::Server;
+use serde_json::json;
+use std::process::Command;
+
+fn node_script(args: &[&str]) -> (bool, String) {
+    let out = Command::new("node")
+        .arg("tests/js/console.mjs")
+        .args(args)
+        .output()
+        .expect("node runs (scripts/test-deps installs it)");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn an_administrator_signs_in_creates_a_network_and_signs_out_in_a_browser() {
+    let server = Server::start();
+    let owner = server.owner();
+    let network = owner.first_network();
+    owner.set_network_settings(
+        &network,
+        json!({"classification": {"level": "secret", "caveats": "noforn"}}),
+    );
+    let shots = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/console-screenshots/basics"
+    );
+    let (ok, log) = node_script(&[
+        &server.url,
+        "owner",
+        &server.password,
+        shots,
+        "SECRET//NOFORN",
+    ]);
+    assert!(ok, "{log}");
+
+    // The console's actions are in the audit log under the API's operation names.
+    let events = owner.get("/audit?limit=200").ok();
+    let names: Vec<(&str, u64)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap(),
+                e["result"]["http_status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    for (name, status) in [
+        ("CreateAdminSession", 401),
+        ("CreateAdminSession", 201),
+        ("ListNetworks", 200),
+        ("CreateNetwork", 201),
+        ("DeleteAdminSession", 303),
+    ] {
+        assert!(
+            names.contains(&(name, status)),
+            "{name} {status} is not in the audit log: {names:?}"
+        );
+    }
+}
