@@ -1,6 +1,7 @@
 //! The admin console in a real browser: headless Chromium driven by playwright-core
 //! (`tests/js/console.mjs`) signs in, is refused with a wrong password, lists and
-//! creates networks and signs out, under the appliance's classification banner; no page
+//! creates networks, tags one and deletes it (refused without the typed word or with a
+//! wrong password) and signs out, under the appliance's classification banner; no page
 //! may request anything from another host, log a console error, scroll sideways at
 //! 1280 px or leave a control unlabeled. Screenshots of every page are kept under
 //! `target/console-screenshots/` (not committed). The audit log then holds the
@@ -68,6 +69,12 @@ fn an_administrator_signs_in_creates_a_network_and_signs_out_in_a_browser() {
         ("CreateAdminSession", 201),
         ("ListNetworks", 200),
         ("CreateNetwork", 201),
+        ("GetNetwork", 200),
+        ("TagResource", 200),
+        ("UntagResource", 200),
+        ("DeleteNetwork", 403),
+        ("DeleteNetwork", 422),
+        ("DeleteNetwork", 200),
         ("DeleteAdminSession", 303),
     ] {
         assert!(

@@ -12,14 +12,16 @@
 pub mod assets;
 pub mod cookie;
 pub mod form;
+pub mod network;
 pub mod networks;
 pub mod page;
+pub mod reauth;
 pub mod sign_in;
 
 use crate::admin::guard::Front;
 use crate::admin::{guarded, op};
 use crate::auth::Action;
-use crate::directory::network;
+
 use crate::store::{self, Store};
 use actix_web::http::Method;
 use actix_web::web;
@@ -59,7 +61,10 @@ impl Console {
 
     /// The appliance's banner: the highest classification among its networks.
     pub fn appliance_banner(&self) -> Option<Banner> {
-        let nets = self.store.read(|tx| network::list(tx)).unwrap_or_default();
+        let nets = self
+            .store
+            .read(|tx| crate::directory::network::list(tx))
+            .unwrap_or_default();
         Banner::highest(nets.iter().map(|n| &n.settings.classification))
     }
 }
@@ -92,6 +97,10 @@ fn templates() -> tera::Tera {
         (
             "console/networks.html",
             include_str!("../../templates/console/networks.html"),
+        ),
+        (
+            "console/network.html",
+            include_str!("../../templates/console/network.html"),
         ),
     ])
     .expect("the embedded console templates parse");
@@ -134,6 +143,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     op(M::GET, A::ListNetworks, networks::list),
                     op(M::POST, A::CreateNetwork, networks::create),
                 ],
+            ))
+            .service(guarded(
+                "/networks/{network_id}",
+                vec![op(M::GET, A::GetNetwork, network::show)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/rename",
+                vec![op(M::POST, A::UpdateNetwork, network::rename)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/tags",
+                vec![op(M::POST, A::TagResource, network::tag)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/tags/remove",
+                vec![op(M::POST, A::UntagResource, network::untag)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/delete",
+                vec![op(M::POST, A::DeleteNetwork, network::delete)],
             ))
             .default_service(web::to(sign_in::not_found)),
     );

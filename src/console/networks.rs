@@ -25,8 +25,7 @@ fn page(
         Ok(n) => n,
         Err(e) => return refusal(req, &e),
     };
-    let banner = Banner::highest(nets.iter().map(|n| &n.settings.classification));
-    let mut p = PageContext::new(console, req, "Networks", banner);
+    let mut p = PageContext::new(console, req, "Networks", console.appliance_banner());
     let rows: Vec<serde_json::Value> = nets
         .iter()
         .map(|n| {

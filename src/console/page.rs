@@ -40,7 +40,8 @@ impl Banner {
     }
 
     /// The appliance's banner: the highest level among `levels` (with that network's
-    /// caveats), shown on pages that are about no single network and before sign-in.
+    /// caveats). Every console page shows it — a page about a less classified network
+    /// is still on a system that holds the higher level — and so does the sign-in page.
     pub fn highest<'a>(levels: impl IntoIterator<Item = &'a Classification>) -> Option<Banner> {
         levels
             .into_iter()

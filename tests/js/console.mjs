@@ -40,6 +40,9 @@ page.on('console', (m) => {
   fail(`console error on ${page.url()}: ${m.text()} (${about})`);
 });
 page.on('pageerror', (e) => fail(`script error on ${page.url()}: ${e.message}`));
+// The console asks once more before irreversible actions; the administrator agrees.
+const asked = [];
+page.on('dialog', async (d) => { asked.push(d.message()); await d.accept(); });
 
 let n = 0;
 async function check(name) {
@@ -93,6 +96,34 @@ try {
   // A reload no longer shows the confirmation.
   await page.reload();
   if (await page.locator('.flash').count()) fail('the confirmation is shown twice');
+
+  // The network's page: tags, then deleting it (typed word and password).
+  await page.click('a:has-text("Field Ops")');
+  await page.waitForURL(/\/console\/networks\/\d{8}$/);
+  await check('network');
+  await page.fill('#tag-key', 'site');
+  await page.fill('#tag-value', 'north');
+  await page.click('form[action$="/tags"] button[type=submit]');
+  if (!(await page.locator('.flash').textContent())?.includes('Tag site saved')) fail('no confirmation for a tag');
+  if (!(await page.locator('td', { hasText: 'north' }).count())) fail('the tag is not shown');
+  await page.click('button[aria-label="Remove tag site"]');
+  if (await page.locator('td', { hasText: 'north' }).count()) fail('the tag was not removed');
+  await page.fill('#confirm', 'confirm');
+  await page.fill('#delete-password', 'not my password');
+  await page.click('button:has-text("Delete network")');
+  if (!(await page.locator('#network-error').textContent())?.includes('not yours')) fail('a wrong password did not stop the deletion');
+  await check('network-delete-refused');
+  await page.fill('#confirm', 'yes');
+  await page.fill('#delete-password', password);
+  await page.click('button:has-text("Delete network")');
+  if (!(await page.locator('#network-error').textContent())?.includes('confirm')) fail('deleting without the word went through');
+  await page.fill('#confirm', 'confirm');
+  await page.fill('#delete-password', password);
+  await page.click('button:has-text("Delete network")');
+  await page.waitForURL('**/console/networks');
+  if (!(await page.locator('.flash').textContent())?.includes('deleted')) fail('no confirmation of the deletion');
+  if (await page.locator('td', { hasText: 'Field Ops' }).count()) fail('the deleted network is still listed');
+  if (!asked.length) fail('deleting did not ask once more');
 
   await page.click('button:has-text("Sign out")');
   await page.waitForURL('**/console/sign-in?signed_out=1');

@@ -99,13 +99,26 @@ pub async fn update(
     body: JsonBody<UpdateNetwork>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
-    let id = path.into_inner().network_id;
-    let n = audit
-        .write(&state.store, 200, move |tx| {
-            network::rename(tx, &id, &body.name)
-        })
-        .await?;
+    let n = rename_network(
+        &state,
+        &audit,
+        path.into_inner().network_id,
+        body.into_inner().name,
+    )
+    .await?;
     Ok(ok(&n))
+}
+
+/// Rename a network (UpdateNetwork, for the API and the console).
+pub async fn rename_network(
+    state: &AdminState,
+    audit: &Audit,
+    id: String,
+    name: String,
+) -> Result<Network> {
+    audit
+        .write(&state.store, 200, move |tx| network::rename(tx, &id, &name))
+        .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -122,17 +135,32 @@ pub async fn delete(
     path: web::Path<NetworkPath>,
     q: web::Query<ConfirmQuery>,
 ) -> Result<HttpResponse> {
-    let id = path.into_inner().network_id;
-    let confirm = q.into_inner().confirm;
-    let r = audit
+    let r = delete_network(
+        &state,
+        &audit,
+        path.into_inner().network_id,
+        q.into_inner().confirm,
+    )
+    .await?;
+    Ok(ok(&r))
+}
+
+/// Delete a network once `confirm` is the word `confirm` (DeleteNetwork, for the API and
+/// the console).
+pub async fn delete_network(
+    state: &AdminState,
+    audit: &Audit,
+    id: String,
+    confirm: Option<String>,
+) -> Result<NetworkDeleted> {
+    audit
         .write(&state.store, 200, move |tx| {
             let r = network::delete(tx, &id, confirm.as_deref())?;
             admins::forget_network(tx, &id)?;
             crate::auth::sso::config::forget_network(tx, &id)?;
             Ok(r)
         })
-        .await?;
-    Ok(ok(&r))
+        .await
 }
 
 #[utoipa::path(get, path = "/networks/{network_id}/settings", operation_id = "GetNetworkSettings",
@@ -313,13 +341,27 @@ pub async fn tag(
     body: JsonBody<Tags>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
-    let id = path.into_inner().network_id;
+    let tags = tag_network(
+        &state,
+        &audit,
+        path.into_inner().network_id,
+        body.into_inner().tags,
+    )
+    .await?;
+    Ok(ok(&Tags { tags }))
+}
+
+/// Add or change tags (TagResource, for the API and the console); returns all tags.
+pub async fn tag_network(
+    state: &AdminState,
+    audit: &Audit,
+    id: String,
+    tags: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
     let n = audit
-        .write(&state.store, 200, move |tx| {
-            network::tag(tx, &id, &body.tags)
-        })
+        .write(&state.store, 200, move |tx| network::tag(tx, &id, &tags))
         .await?;
-    Ok(ok(&Tags { tags: n.tags }))
+    Ok(n.tags)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -334,10 +376,21 @@ pub struct TagPath {
     responses((status = 200, body = Tags, description = "All of the network's tags after the change")))]
 pub async fn untag(state: State, audit: Audit, path: web::Path<TagPath>) -> Result<HttpResponse> {
     let p = path.into_inner();
+    let tags = untag_network(&state, &audit, p.network_id, p.key).await?;
+    Ok(ok(&Tags { tags }))
+}
+
+/// Remove a tag (UntagResource, for the API and the console); returns all tags.
+pub async fn untag_network(
+    state: &AdminState,
+    audit: &Audit,
+    id: String,
+    key: String,
+) -> Result<BTreeMap<String, String>> {
     let n = audit
         .write(&state.store, 200, move |tx| {
-            network::untag(tx, &p.network_id, std::slice::from_ref(&p.key))
+            network::untag(tx, &id, std::slice::from_ref(&key))
         })
         .await?;
-    Ok(ok(&Tags { tags: n.tags }))
+    Ok(n.tags)
 }
