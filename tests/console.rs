@@ -38,6 +38,20 @@ fn an_administrator_signs_in_creates_a_network_and_signs_out_in_a_browser() {
         &network,
         json!({"classification": {"level": "secret", "caveats": "noforn"}}),
     );
+    // A directory of 60 people (more than one page), one of them suspended.
+    owner
+        .post_csv(
+            &format!("/networks/{network}/users/batch-create"),
+            common::invite_csv("member", 60),
+        )
+        .ok();
+    let users = owner
+        .get(&format!("/networks/{network}/users?search=member7%40"))
+        .ok();
+    let seventh = users["items"][0]["id"].as_str().unwrap().to_string();
+    owner
+        .post_empty(&format!("/networks/{network}/users/{seventh}/suspend"))
+        .ok();
     let shots = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/target/console-screenshots/basics"
@@ -70,6 +84,7 @@ fn an_administrator_signs_in_creates_a_network_and_signs_out_in_a_browser() {
         ("ListNetworks", 200),
         ("CreateNetwork", 201),
         ("GetNetwork", 200),
+        ("ListUsers", 200),
         ("TagResource", 200),
         ("UntagResource", 200),
         ("DeleteNetwork", 403),

@@ -11,6 +11,7 @@
 
 pub mod assets;
 pub mod cookie;
+pub mod directory;
 pub mod form;
 pub mod network;
 pub mod networks;
@@ -102,6 +103,10 @@ fn templates() -> tera::Tera {
             "console/network.html",
             include_str!("../../templates/console/network.html"),
         ),
+        (
+            "console/directory.html",
+            include_str!("../../templates/console/directory.html"),
+        ),
     ])
     .expect("the embedded console templates parse");
     t.autoescape_on(vec![".html"]);
@@ -147,6 +152,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(guarded(
                 "/networks/{network_id}",
                 vec![op(M::GET, A::GetNetwork, network::show)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/users",
+                vec![op(M::GET, A::ListUsers, directory::list)],
             ))
             .service(guarded(
                 "/networks/{network_id}/rename",

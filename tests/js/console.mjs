@@ -97,6 +97,31 @@ try {
   await page.reload();
   if (await page.locator('.flash').count()) fail('the confirmation is shown twice');
 
+  // The team directory: pages of 50, search, and the status filter.
+  await page.click('td a:has-text("outpost")');
+  await page.click('a:has-text("Team directory")');
+  await page.waitForURL(/\/users$/);
+  let rows = await page.locator('table.list tbody tr').count();
+  if (rows !== 50) fail(`the directory's first page has ${rows} rows, not 50`);
+  await check('directory');
+  await page.click('a[rel=next]');
+  rows = await page.locator('table.list tbody tr').count();
+  if (rows !== 10) fail(`the directory's second page has ${rows} rows, not 10`);
+  await page.fill('#search', 'member7@');
+  await page.click('form.filters button[type=submit]');
+  rows = await page.locator('table.list tbody tr').count();
+  if (rows !== 1) fail(`searching member7@ finds ${rows} rows`);
+  await page.fill('#search', '');
+  await page.selectOption('#status', 'suspended');
+  await page.click('form.filters button[type=submit]');
+  const suspended = await page.locator('table.list tbody tr td:first-child').allTextContents();
+  if (suspended.length !== 1 || suspended[0] !== 'member7@example.test') fail(`the suspended filter shows ${suspended}`);
+  await check('directory-filtered');
+  await page.selectOption('#status', 'locked');
+  await page.click('form.filters button[type=submit]');
+  if (!(await page.locator('.empty').textContent())?.includes('No user matches')) fail('no empty state for a filter without matches');
+  await page.goto(`${base}/console/networks`);
+
   // The network's page: tags, then deleting it (typed word and password).
   await page.click('a:has-text("Field Ops")');
   await page.waitForURL(/\/console\/networks\/\d{8}$/);
