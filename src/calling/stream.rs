@@ -76,22 +76,12 @@ impl Turn {
     {
         let (mut rd, mut wr) = tokio::io::split(io);
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
-        // The writer sends what has queued up in one write: one system call (and one TLS
-        // record) for many frames when the relay is busy.
+        let record_per_frame = five.transport == Transport::Tls;
         let writer = tokio::spawn(async move {
-            let mut out: Vec<u8> = Vec::with_capacity(WRITE_COALESCE);
-            while let Some(frame) = rx.recv().await {
-                out.extend_from_slice(&frame);
-                while out.len() < WRITE_COALESCE {
-                    match rx.try_recv() {
-                        Ok(f) => out.extend_from_slice(&f),
-                        Err(_) => break,
-                    }
-                }
-                if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
-                    return;
-                }
-                out.clear();
+            if record_per_frame {
+                write_records(&mut wr, &mut rx).await;
+            } else {
+                write_gathered(&mut wr, &mut rx).await;
             }
             let _ = wr.shutdown().await;
         });
@@ -173,5 +163,44 @@ impl Turn {
         drop(path);
         drop(tx);
         let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    }
+}
+
+/// Plain TCP: what has queued up goes in one write, one system call for many frames
+/// when the relay is busy.
+async fn write_gathered<W: AsyncWrite + Unpin>(wr: &mut W, rx: &mut mpsc::Receiver<Bytes>) {
+    let mut out: Vec<u8> = Vec::with_capacity(WRITE_COALESCE);
+    while let Some(frame) = rx.recv().await {
+        out.extend_from_slice(&frame);
+        while out.len() < WRITE_COALESCE {
+            match rx.try_recv() {
+                Ok(f) => out.extend_from_slice(&f),
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
+            return;
+        }
+        out.clear();
+    }
+}
+
+/// TLS: every frame in a TLS record of its own, as coturn sends them. TLS is a byte
+/// stream and a careful client splits it by the frames' lengths, but coturn's own
+/// clients (`turnutils_uclient`) take one `SSL_read` — one record — as one message, and
+/// drop two frames gathered into one record as a malformed one.
+async fn write_records<W: AsyncWrite + Unpin>(wr: &mut W, rx: &mut mpsc::Receiver<Bytes>) {
+    while let Some(frame) = rx.recv().await {
+        if wr.write_all(&frame).await.is_err() {
+            return;
+        }
+        while let Ok(f) = rx.try_recv() {
+            if wr.write_all(&f).await.is_err() {
+                return;
+            }
+        }
+        if wr.flush().await.is_err() {
+            return;
+        }
     }
 }
