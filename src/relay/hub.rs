@@ -7,6 +7,7 @@
 //! truth: a device whose queue is full is marked *lagged* and re-reads its mailbox,
 //! so a slow device never slows the relay and never misses anything.
 
+use super::local::{Groups, Local};
 use crate::metrics;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -141,7 +142,8 @@ impl Slot {
         }
     }
 
-    fn pop(&self) -> Option<Push> {
+    /// The next live push if one is queued already (never waits).
+    pub fn pop(&self) -> Option<Push> {
         let mut queue = lock(&self.queue);
         let p = queue.pop_front();
         if queue.is_empty() && queue.capacity() > KEEP_QUEUE {
@@ -155,6 +157,8 @@ struct Conn {
     id: u64,
     user_id: String,
     slot: Arc<Slot>,
+    /// The dispatcher of the thread the stream runs on, if it has one.
+    local: Option<Local>,
 }
 
 /// What a stream gets when it registers.
@@ -193,6 +197,7 @@ impl Hub {
                 id,
                 user_id: user_id.to_string(),
                 slot: slot.clone(),
+                local: Local::current(),
             },
         );
         if let Some(old) = old {
@@ -223,17 +228,30 @@ impl Hub {
             .dec();
     }
 
-    /// Offer a committed item to its connected recipients (never blocks).
-    pub fn push(&self, item: &Arc<Prepared>) {
-        let conns = lock(&self.conns);
-        for (i, (device, _)) in item.recipients.iter().enumerate() {
-            if let Some(c) = conns.get(device) {
-                c.slot.offer(Push {
-                    item: item.clone(),
-                    index: i as u32,
-                });
+    /// Offer committed items, in order, to their connected recipients (never blocks).
+    /// Each stream's offers are made on its own thread, all of a thread's in one go
+    /// ([`Local`]).
+    pub fn push_all(&self, items: impl IntoIterator<Item = Arc<Prepared>>) {
+        let mut groups: Groups<(Arc<Slot>, Push)> = Groups::default();
+        {
+            let conns = lock(&self.conns);
+            for item in items {
+                for (i, (device, _)) in item.recipients.iter().enumerate() {
+                    if let Some(c) = conns.get(device) {
+                        let push = Push {
+                            item: item.clone(),
+                            index: i as u32,
+                        };
+                        if let Some((slot, push)) =
+                            groups.add(c.local.as_ref(), (c.slot.clone(), push))
+                        {
+                            slot.offer(push);
+                        }
+                    }
+                }
             }
         }
+        groups.dispatch(|(slot, push)| slot.offer(push));
     }
 
     /// Ask the streams of `user_id` to re-check their account (suspension, revocation).

@@ -13,6 +13,7 @@ pub mod conversation;
 pub mod frame;
 pub mod hub;
 pub mod index;
+pub mod local;
 pub mod mailbox;
 pub mod policy;
 pub mod quic;

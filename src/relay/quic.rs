@@ -50,6 +50,14 @@ impl FrameSink for Sink {
         self.0.send(Bytes::from(text)).await.is_ok()
     }
 
+    async fn feed_frame(&mut self, text: String) -> bool {
+        self.0.feed(Bytes::from(text)).await.is_ok()
+    }
+
+    async fn flush(&mut self) -> bool {
+        SinkExt::<Bytes>::flush(&mut self.0).await.is_ok()
+    }
+
     async fn close(&mut self) {
         let _ = SinkExt::<Bytes>::close(&mut self.0).await;
     }

@@ -12,8 +12,8 @@ use super::frame::{ClientFrame, PendingDevice, ServerFrame};
 use super::{DeviceSession, Pending, Relay, mailbox::Acceptance};
 use crate::error::Error;
 use crate::metrics;
-use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -25,6 +25,8 @@ pub const MAX_IN_FLIGHT: usize = 256;
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
 /// Mailbox entries read per page of backlog.
 const PAGE: usize = 256;
+/// Most frames gathered into one write after the one that woke the stream.
+const GATHER: usize = 64;
 
 /// Where frames come from.
 pub trait FrameSource {
@@ -35,8 +37,18 @@ pub trait FrameSource {
 
 /// Where frames go.
 pub trait FrameSink {
-    /// Send one frame; false if the connection is gone.
+    /// Send one frame now; false if the connection is gone.
     fn send_frame(&mut self, text: String) -> impl Future<Output = bool>;
+    /// Queue one frame to go with the next [`FrameSink::flush`] (a transport may send
+    /// it sooner); false if the connection is gone. Frames that are ready together go
+    /// in one write: one TLS record and one system call instead of one per frame.
+    fn feed_frame(&mut self, text: String) -> impl Future<Output = bool> {
+        self.send_frame(text)
+    }
+    /// Send every queued frame; false if the connection is gone.
+    fn flush(&mut self) -> impl Future<Output = bool> {
+        std::future::ready(true)
+    }
     /// Close the connection (after a fatal error or when the stream ends).
     fn close(&mut self) -> impl Future<Output = ()>;
 }
@@ -50,6 +62,14 @@ impl<T: FrameSource> FrameSource for &mut T {
 impl<T: FrameSink> FrameSink for &mut T {
     fn send_frame(&mut self, text: String) -> impl Future<Output = bool> {
         (**self).send_frame(text)
+    }
+
+    fn feed_frame(&mut self, text: String) -> impl Future<Output = bool> {
+        (**self).feed_frame(text)
+    }
+
+    fn flush(&mut self) -> impl Future<Output = bool> {
+        (**self).flush()
     }
 
     fn close(&mut self) -> impl Future<Output = ()> {
@@ -319,6 +339,21 @@ struct Acks {
     in_flight: Option<(u64, Pending<u64>)>,
 }
 
+/// The frame answering a send (or receipt) once its commit is done: `accepted` with
+/// the seq, or the refusal; nothing for a receipt that was stored.
+fn answer(id: Option<String>, result: Result<Acceptance, Error>) -> Option<String> {
+    match (result, id) {
+        (Ok(a), Some(id)) => Some(encode(&ServerFrame::Accepted {
+            client_msg_id: id,
+            seq: a.seq,
+            server_time: a.server_time,
+            duplicate: a.duplicate,
+        })),
+        (Ok(_), None) => None,
+        (Err(e), id) => Some(encode(&ServerFrame::error(&e, id.as_deref(), false))),
+    }
+}
+
 /// A delivery on its way to the device, counted once it is sent.
 struct Delivery {
     seq: u64,
@@ -385,11 +420,7 @@ async fn serve<R: FrameSource, W: FrameSink>(
                     policy
                 }
             }
-            Some((id, result)) = sends.next(), if !sends.is_empty() => match (result, id) {
-                (Ok(a), Some(id)) => Some(encode(&ServerFrame::Accepted { client_msg_id: id, seq: a.seq, server_time: a.server_time, duplicate: a.duplicate })),
-                (Ok(_), None) => None,
-                (Err(e), id) => Some(encode(&ServerFrame::error(&e, id.as_deref(), false))),
-            },
+            Some((id, result)) = sends.next(), if !sends.is_empty() => answer(id, result),
             r = async { acks.in_flight.as_mut().expect("guarded").1.as_mut().await }, if acks.in_flight.is_some() => {
                 let (upto, _) = acks.in_flight.take().expect("guarded");
                 match r {
@@ -411,16 +442,55 @@ async fn serve<R: FrameSource, W: FrameSink>(
                 Some(Ok(text)) => on_frame(relay, session, &text, &mut bucket, &mut sends, acks, last_sent)?,
             },
         };
+        let mut fed = false;
         for text in out.into_iter().chain(then) {
-            if !sink.send_frame(text).await {
+            if !sink.feed_frame(text).await {
                 return Ok(());
             }
+            fed = true;
         }
-        if let Some(d) = delivery {
-            last_sent = d.seq;
+        let note = |d: Delivery, last_sent: &mut u64| {
+            *last_sent = d.seq;
             delivered.inc();
             let age = super::now_ms().saturating_sub(d.server_time);
             metrics::relay::DELIVERY_SECONDS.observe(age as f64 / 1000.0);
+        };
+        if let Some(d) = delivery {
+            note(d, &mut last_sent);
+        }
+        // What else is ready now — the rest of a commit's deliveries and acceptances —
+        // goes in the same write.
+        if fed {
+            for _ in 0..GATHER {
+                if let Some(push) = reg.slot.pop() {
+                    reread |= reg.slot.lagged.swap(false, Ordering::AcqRel);
+                    if push.item.seq > last_sent {
+                        let d = Delivery {
+                            seq: push.item.seq,
+                            server_time: push.item.server_time,
+                        };
+                        if !sink
+                            .feed_frame(push.item.frame_for(push.index as usize))
+                            .await
+                        {
+                            return Ok(());
+                        }
+                        note(d, &mut last_sent);
+                    }
+                    continue;
+                }
+                let Some(Some((id, result))) = sends.next().now_or_never() else {
+                    break;
+                };
+                if let Some(text) = answer(id, result)
+                    && !sink.feed_frame(text).await
+                {
+                    return Ok(());
+                }
+            }
+            if !sink.flush().await {
+                return Ok(());
+            }
         }
         if reread && !Box::pin(backlog(relay, &device_id, &mut last_sent, sink, &delivered)).await?
         {
@@ -575,11 +645,14 @@ async fn backlog<W: FrameSink>(
         let page = relay.backlog(device_id, *last_sent, PAGE)?;
         let n = page.len();
         for (seq, frame) in page {
-            if !sink.send_frame(encode(&frame)).await {
+            if !sink.feed_frame(encode(&frame)).await {
                 return Ok(false);
             }
             *last_sent = seq;
             delivered.inc();
+        }
+        if n > 0 && !sink.flush().await {
+            return Ok(false);
         }
         if n < PAGE {
             return Ok(true);

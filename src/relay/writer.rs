@@ -14,6 +14,7 @@
 use super::Pending;
 use super::hub::{Hub, Prepared, Rendered};
 use super::index::MailboxIndex;
+use super::local::{Groups, Local};
 use super::mailbox::{self, Acceptance, NewItem};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -27,24 +28,42 @@ enum Job {
     Store {
         item: NewItem,
         frame: Rendered,
-        reply: oneshot::Sender<Result<Acceptance>>,
+        reply: Reply<Acceptance>,
     },
     Ack {
         device_id: String,
         up_to: u64,
-        reply: oneshot::Sender<Result<u64>>,
+        reply: Reply<u64>,
     },
     /// Purge up to `limit` items expired by `now_ms`.
     Purge {
         now_ms: u64,
         limit: usize,
-        reply: oneshot::Sender<Result<Purged>>,
+        reply: Reply<Purged>,
     },
     /// Empty the mailboxes of up to `limit` cleared devices.
-    Sweep {
-        limit: usize,
-        reply: oneshot::Sender<Result<Swept>>,
-    },
+    Sweep { limit: usize, reply: Reply<Swept> },
+}
+
+/// Where a job's result goes: the caller's channel, answered on the caller's thread
+/// when it has a dispatcher ([`Local`]).
+struct Reply<T> {
+    tx: oneshot::Sender<Result<T>>,
+    local: Option<Local>,
+}
+
+/// Answer every caller, each thread's callers in one hand-over.
+fn answer_all<T: Send + 'static>(answers: impl IntoIterator<Item = (Reply<T>, Result<T>)>) {
+    let mut groups = Groups::default();
+    for (reply, result) in answers {
+        if let Some((tx, result)) = groups.add(reply.local.as_ref(), (reply.tx, result)) {
+            let _ = tx.send(result);
+        }
+    }
+    groups.dispatch(|(tx, result)| {
+        // The caller may have gone (its stream closed); the write stands anyway.
+        let _ = tx.send(result);
+    });
 }
 
 /// What a purge removed: items and the mailbox entries that waited for them.
@@ -95,12 +114,12 @@ impl Writer {
 
     /// Queue the job `make` builds around its reply channel; resolves with the
     /// job's result once its batch is durable.
-    fn submit<T: Send + 'static>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Job,
-    ) -> Pending<T> {
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(make(reply));
+    fn submit<T: Send + 'static>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Pending<T> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.tx.send(make(Reply {
+            tx,
+            local: Local::current(),
+        }));
         Box::pin(async move {
             sent.map_err(|_| stopped())?;
             rx.await.map_err(|_| stopped())?
@@ -200,12 +219,21 @@ async fn run(
             for p in &out.purged {
                 ix_done.remove_item(p.seq, p.waiting.iter().map(|d| d.as_str()));
             }
-            for ((a, frame), item) in out.accepted.iter().zip(frames).zip(for_push.iter()) {
-                if !a.duplicate && !item.recipients.is_empty() {
-                    let p = Prepared::new(a.seq, a.server_time, frame, item.recipients.clone());
-                    push_hub.push(&Arc::new(p));
-                }
-            }
+            let live = out
+                .accepted
+                .iter()
+                .zip(frames)
+                .zip(for_push.iter())
+                .filter(|((a, _), item)| !a.duplicate && !item.recipients.is_empty())
+                .map(|((a, frame), item)| {
+                    Arc::new(Prepared::new(
+                        a.seq,
+                        a.server_time,
+                        frame,
+                        item.recipients.clone(),
+                    ))
+                });
+            push_hub.push_all(live);
         });
         let result = store
             .queue_write(
@@ -232,13 +260,17 @@ async fn run(
             .await;
         match result {
             Ok(out) => {
-                for (reply, a) in item_replies.into_iter().zip(&out.accepted) {
-                    let _ = reply.send(Ok(*a));
-                }
+                answer_all(
+                    item_replies
+                        .into_iter()
+                        .zip(out.accepted.iter().map(|a| Ok(*a))),
+                );
                 let n_session = ack_replies.len();
-                for (reply, n) in ack_replies.into_iter().zip(&out.removed) {
-                    let _ = reply.send(Ok(*n));
-                }
+                answer_all(
+                    ack_replies
+                        .into_iter()
+                        .zip(out.removed.iter().map(|n| Ok(*n))),
+                );
                 let swept = Swept {
                     devices: (out.acks.len() - n_session) as u64,
                     entries: out.removed[n_session..].iter().sum(),
@@ -247,27 +279,15 @@ async fn run(
                     items: out.purged.len() as u64,
                     entries: out.purged.iter().map(|p| p.waiting.len() as u64).sum(),
                 };
-                for (_, reply) in sweeps {
-                    let _ = reply.send(Ok(swept));
-                }
-                for (_, _, reply) in purges {
-                    let _ = reply.send(Ok(purged));
-                }
+                answer_all(sweeps.into_iter().map(|(_, r)| (r, Ok(swept))));
+                answer_all(purges.into_iter().map(|(_, _, r)| (r, Ok(purged))));
             }
             Err(e) => {
                 tracing::error!(error = %e, "a relay batch could not be stored");
-                for reply in item_replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-                for reply in ack_replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-                for (_, reply) in sweeps {
-                    let _ = reply.send(Err(e.clone()));
-                }
-                for (_, _, reply) in purges {
-                    let _ = reply.send(Err(e.clone()));
-                }
+                answer_all(item_replies.into_iter().map(|r| (r, Err(e.clone()))));
+                answer_all(ack_replies.into_iter().map(|r| (r, Err(e.clone()))));
+                answer_all(sweeps.into_iter().map(|(_, r)| (r, Err(e.clone()))));
+                answer_all(purges.into_iter().map(|(_, _, r)| (r, Err(e.clone()))));
             }
         }
     }

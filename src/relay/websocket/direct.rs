@@ -25,16 +25,21 @@ use tokio_tungstenite::tungstenite::{self, Message};
 /// TLS buffer. 4 KiB cost 2 KiB more per idle stream (bench/README.md, idle_streams).
 pub const READ_BUFFER: usize = 2048;
 
+/// Frames a stream sends together (a commit's deliveries and acceptances) are gathered
+/// up to this many bytes before they are written: one TLS record and one system call
+/// for all of them. The buffer grows only when used, so an idle stream holds none.
+pub const WRITE_BUFFER: usize = 16 * 1024;
+
 /// How long a closing stream waits for the peer to finish (its close frame, the end
 /// of its data) before the connection is dropped; actix's client_disconnect_timeout.
 const LINGER: Duration = Duration::from_secs(1);
 
-/// The WebSocket settings of a device stream: a small read buffer, eager writes,
+/// The WebSocket settings of a device stream: a small read buffer, gathered writes,
 /// messages and frames up to `max_frame_bytes`.
 pub fn config(max_frame_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(max_frame_bytes))
         .max_frame_size(Some(max_frame_bytes))
 }
@@ -95,6 +100,14 @@ struct Sender<S>(SplitSink<WebSocketStream<S>, Message>);
 impl<S: AsyncRead + AsyncWrite + Unpin> FrameSink for Sender<S> {
     async fn send_frame(&mut self, text: String) -> bool {
         self.0.send(Message::text(text)).await.is_ok()
+    }
+
+    async fn feed_frame(&mut self, text: String) -> bool {
+        self.0.feed(Message::text(text)).await.is_ok()
+    }
+
+    async fn flush(&mut self) -> bool {
+        self.0.flush().await.is_ok()
     }
 
     async fn close(&mut self) {
