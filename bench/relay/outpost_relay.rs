@@ -20,7 +20,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use outpost::relay::frame::{ClientFrame, Kind, OutgoingEnvelope, SealedKey, ServerFrame};
 use rand::rngs::StdRng;
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -298,7 +298,12 @@ async fn device_loop(
     let mut acked = 0u64;
     // Deliveries since the last ack (seqs are global, so their difference is not).
     let mut unacked = 0u64;
-    let mut ack_tick = tokio::time::interval(ACK_EVERY);
+    // Each device's ack timer at its own phase: devices are started together, and
+    // timers started together would send 1,000 acks in one burst every ACK_EVERY.
+    let mut ack_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + ACK_EVERY.mul_f64(rng.random::<f64>()),
+        ACK_EVERY,
+    );
     ack_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut pace = load::pacer(mode, &mut rng);
     loop {
