@@ -9,25 +9,8 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, browser};
 use serde_json::json;
-use std::process::Command;
-
-fn node_script(args: &[&str]) -> (bool, String) {
-    let out = Command::new("node")
-        .arg("tests/js/console.mjs")
-        .args(args)
-        .output()
-        .expect("node runs (scripts/test-deps installs it)");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 #[test]
 fn an_administrator_signs_in_creates_a_network_and_signs_out_in_a_browser() {
@@ -52,17 +35,17 @@ fn an_administrator_signs_in_creates_a_network_and_signs_out_in_a_browser() {
     owner
         .post_empty(&format!("/networks/{network}/users/{seventh}/suspend"))
         .ok();
-    let shots = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/target/console-screenshots/basics"
+    let shots = browser::shots("basics");
+    let (ok, log) = browser::walk(
+        "console.mjs",
+        &[
+            &server.url,
+            "owner",
+            &server.password,
+            &shots,
+            "SECRET//NOFORN",
+        ],
     );
-    let (ok, log) = node_script(&[
-        &server.url,
-        "owner",
-        &server.password,
-        shots,
-        "SECRET//NOFORN",
-    ]);
     assert!(ok, "{log}");
 
     // The console's actions are in the audit log under the API's operation names.

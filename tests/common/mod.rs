@@ -6,6 +6,7 @@
 //! trusts the server's generated CA.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod calling;
 pub mod oidc;
 pub mod pages;

@@ -6,61 +6,10 @@
 //   node tests/js/console.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR EXPECTED_BANNER
 //
 // Exits 0 when every check passed; prints what failed otherwise.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { openConsole } from './console-lib.mjs';
 
 const [base, username, password, shots, banner] = process.argv.slice(2);
-mkdirSync(shots, { recursive: true });
-const problems = [];
-const fail = (what) => { problems.push(what); console.error(`FAIL ${what}`); };
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-});
-// The appliance's generated CA is not in Chromium's store; the test trusts it as a
-// person would after checking the fingerprint.
-const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
-const page = await context.newPage();
-const local = new URL(base);
-page.on('request', (r) => {
-  const u = new URL(r.url());
-  if (!['https:', 'data:'].includes(u.protocol) || (u.protocol === 'https:' && u.host !== local.host)) {
-    fail(`a request left the appliance: ${r.url()}`);
-  }
-});
-page.on('console', (m) => {
-  if (m.type() !== 'error') return;
-  // A refused form is answered with its page and an error status (401, 422…), which
-  // Chromium reports about the document itself; that is the answer, not a fault.
-  // Anything else — a missing stylesheet or script, a script error — fails.
-  const about = m.location()?.url;
-  if (m.text().startsWith('Failed to load resource') && about === page.url()) return;
-  fail(`console error on ${page.url()}: ${m.text()} (${about})`);
-});
-page.on('pageerror', (e) => fail(`script error on ${page.url()}: ${e.message}`));
-// The console asks once more before irreversible actions; the administrator agrees.
-const asked = [];
-page.on('dialog', async (d) => { asked.push(d.message()); await d.accept(); });
-
-let n = 0;
-async function check(name) {
-  n += 1;
-  await page.screenshot({ path: `${shots}/${String(n).padStart(2, '0')}-${name}.png`, fullPage: true });
-  const top = await page.locator('.banner.top').textContent().catch(() => null);
-  const bottom = await page.locator('.banner.bottom').textContent().catch(() => null);
-  if (top?.trim() !== banner || bottom?.trim() !== banner) {
-    fail(`${name}: banner top "${top}" bottom "${bottom}", expected "${banner}"`);
-  }
-  const pos = await page.locator('.banner.top').evaluate((e) => getComputedStyle(e).position).catch(() => null);
-  if (pos !== 'sticky' && pos !== 'fixed') fail(`${name}: the banner is not fixed (${pos})`);
-  const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-  if (wide > 1280) fail(`${name}: the page is ${wide} px wide at 1280 px`);
-  const unlabeled = await page.evaluate(() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
-    .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map((e) => e.name));
-  if (unlabeled.length) fail(`${name}: controls without a label: ${unlabeled.join(', ')}`);
-}
+const { page, check, fail, asked, finish } = await openConsole({ base, shots, banner });
 
 try {
   // Anyone who is not signed in lands on the sign-in page, which shows the level.
@@ -159,8 +108,5 @@ try {
   if (!page.url().includes('/console/sign-in')) fail('still signed in after signing out');
 } catch (e) {
   fail(`the walk stopped: ${e.stack || e}`);
-} finally {
-  await browser.close();
 }
-console.log(problems.length ? `${problems.length} problem(s)` : 'console: every check passed');
-process.exit(problems.length ? 1 : 0);
+await finish('console');
