@@ -7,7 +7,9 @@
 //! the typed word and the password. Every page passes the shared checks (banner, no
 //! external request, no console error, no sideways scrolling, labels). Afterwards the
 //! admin API sees what the console saved, and the audit log holds the console's actions
-//! under the API's operation names.
+//! under the API's operation names. A network admin and an auditor then see what their
+//! roles allow: no retention switch for the admin (a forged one is refused), nothing to
+//! change for the auditor.
 
 mod common;
 
@@ -23,6 +25,19 @@ fn an_administrator_sets_network_policies_and_security_groups_in_a_browser() {
         &network,
         json!({"classification": {"level": "secret", "caveats": "noforn"}}),
     );
+    // A network admin of this network, and an auditor.
+    let others = "another long password 7";
+    for (username, role, networks) in [
+        ("netadmin", "admin", json!([network])),
+        ("auditor", "auditor", json!([])),
+    ] {
+        owner
+            .post(
+                "/admins",
+                &json!({"username": username, "role": role, "networks": networks, "password": others}),
+            )
+            .ok();
+    }
     let shots = browser::shots("policies");
     let (ok, log) = browser::walk(
         "console-policies.mjs",
@@ -33,6 +48,9 @@ fn an_administrator_sets_network_policies_and_security_groups_in_a_browser() {
             &shots,
             "SECRET//NOFORN",
             &network,
+            "netadmin",
+            "auditor",
+            others,
         ],
     );
     assert!(ok, "{log}");
@@ -87,6 +105,7 @@ fn an_administrator_sets_network_policies_and_security_groups_in_a_browser() {
         ("DeleteSecurityGroup", 403),
         ("DeleteSecurityGroup", 422),
         ("DeleteSecurityGroup", 200),
+        ("UpdateDataRetention", 403),
     ] {
         assert!(
             seen.contains(&(name, status)),

@@ -5,12 +5,16 @@
 // too), invalid values refused with the API's messages next to their fields, valid ones
 // saved, and the group deleted (the typed word and the password).
 //
-//   node tests/js/console-policies.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR BANNER NETWORK_ID
+//   node tests/js/console-policies.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR BANNER NETWORK_ID \
+//        ADMIN_USERNAME AUDITOR_USERNAME OTHERS_PASSWORD
+//
+// Then a network admin (who may change policies but not switch data retention) and an
+// auditor (who may only look) see the same pages with what their roles allow.
 //
 // Exits 0 when every check passed; prints what failed otherwise.
 import { openConsole } from './console-lib.mjs';
 
-const [base, username, password, shots, banner, network] = process.argv.slice(2);
+const [base, username, password, shots, banner, network, adminName, auditorName, othersPassword] = process.argv.slice(2);
 const { page, check, fail, asked, signIn, finish } = await openConsole({ base, shots, banner });
 
 const text = async (sel) => ((await page.locator(sel).first().textContent().catch(() => null)) ?? '').trim();
@@ -204,6 +208,54 @@ try {
   await page.click('a:has-text("Default")');
   if (await page.locator('form[action$="/delete"]').count()) fail('the default group offers deletion');
   await expectText('.empty', 'cannot be deleted', 'the default group note');
+
+  // A network admin changes policies, but data retention needs the compliance or owner
+  // role: no switch, and a forged form is refused like the API's call.
+  const signOut = async () => {
+    await page.click('button:has-text("Sign out")');
+    await page.waitForURL('**/console/sign-in?signed_out=1');
+  };
+  await signOut();
+  await signIn(adminName, othersPassword);
+  await page.goto(policies);
+  if (await page.locator('form[action*="/policies/data-retention"]').count()) fail('a network admin is offered the retention switch');
+  await expectText('#data-retention', 'needs the compliance or owner role', 'the retention role note');
+  if (!(await page.locator(section('consent') + ' button[type=submit]').count())) fail('a network admin cannot save the consent pop-up');
+  await check('policies-as-admin');
+  const csrf = await page.inputValue('input[name=_csrf] >> nth=0');
+  await Promise.all([
+    page.waitForLoadState('load'),
+    page.evaluate(({ action, csrf }) => {
+      const f = document.createElement('form');
+      f.method = 'post';
+      f.action = action;
+      for (const [k, v] of [['_csrf', csrf], ['enabled', 'true']]) {
+        const i = document.createElement('input');
+        i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i);
+      }
+      document.body.appendChild(f);
+      f.submit();
+    }, { action: `/console/networks/${network}/policies/data-retention`, csrf }),
+  ]);
+  await page.waitForURL(/data-retention/);
+  await expectText('main .problem', 'not authorized to perform UpdateDataRetention', 'a forged retention switch');
+  await page.goto(policies);
+  await expectText('#retention-status', 'off', 'retention after the refused switch');
+
+  // An auditor sees every setting, and can change none.
+  await signOut();
+  await signIn(auditorName, othersPassword);
+  await page.goto(policies);
+  if (await page.locator('main button[type=submit]').count()) fail('an auditor is offered to save policies');
+  if (!(await page.locator('#f-read-receipts[disabled]').count())) fail('an auditor can edit read receipts');
+  await check('policies-as-auditor');
+  await page.goto(`${base}/console/networks/${network}/groups`);
+  if (await page.locator('#group-name').count()) fail('an auditor is offered to create a group');
+  await page.click('a:has-text("Default")');
+  await page.click('nav.tabs a:has-text("Security")');
+  if (await page.locator('main button[type=submit]').count()) fail('an auditor is offered to save group settings');
+  if (!(await page.locator('#f-security-lockout-threshold[disabled]').count())) fail('an auditor can edit the lockout threshold');
+  await check('group-as-auditor');
 } catch (e) {
   fail(`the walk stopped: ${e.stack || e}`);
 }
