@@ -184,8 +184,17 @@ try {
     await check(`group-${tab}`);
   }
 
-  // Deleting: the typed word and the password.
+  // Renaming: a name another group has is refused; a free one is saved.
   await page.goto(groupUrl);
+  await page.fill('#group-name', 'default');
+  await submit('form:has(input[name=_tab][value=details])');
+  await expectText('#problems', 'already has a security group named', 'renaming to a taken name');
+  if ((await page.inputValue('#group-name')) !== 'default') fail('the typed name was not kept');
+  await page.fill('#group-name', 'Field unit');
+  await submit('form:has(input[name=_tab][value=details])');
+  await expectText('.flash', 'Security group renamed to Field unit', 'renamed');
+
+  // Deleting: the typed word and the password.
   await page.fill('#confirm', 'confirm');
   await page.fill('#delete-password', 'not my password');
   await submit('form[action$="/delete"]');
@@ -199,8 +208,8 @@ try {
   await page.fill('#delete-password', password);
   await submit('form[action$="/delete"]');
   await page.waitForURL(/\/groups$/);
-  await expectText('.flash', 'Security group Field team deleted', 'group deleted');
-  if (await page.locator('td', { hasText: 'Field team' }).count()) fail('the deleted group is still listed');
+  await expectText('.flash', 'Security group Field unit deleted', 'group deleted');
+  if (await page.locator('td', { hasText: 'Field unit' }).count()) fail('the deleted group is still listed');
   if (!asked.length) fail('deleting did not ask once more');
   await check('groups-after-delete');
 
