@@ -86,6 +86,8 @@ pub struct Shown {
     pub maxlength: Option<usize>,
     pub options: Vec<ShownOption>,
     pub errors: Vec<String>,
+    /// The setting's default, as a person reads it (`on`, `43200`, `Best quality…`).
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -255,11 +257,27 @@ pub fn listed(fields: &[Field], prefix: &str, problems: &[FieldProblem]) -> Vec<
         .collect()
 }
 
+/// How a person reads the value `v` of `f` (for "Default: …").
+fn readable(f: &Field, v: &Value) -> Option<String> {
+    Some(match (f.kind, v) {
+        (Kind::Bool, Value::Bool(b)) => if *b { "on" } else { "off" }.to_string(),
+        (Kind::Choice(options), v) => options
+            .iter()
+            .find(|(_, c, _)| &c.json() == v)
+            .map(|(_, _, label)| label.to_string())?,
+        (Kind::Lines | Kind::Multi(_), Value::Array(a)) if a.is_empty() => "none".to_string(),
+        (Kind::Number { .. }, Value::Number(n)) => n.to_string(),
+        _ => return None,
+    })
+}
+
 /// Draw `fields` with the values of `current` (the stored settings), or — after a
-/// refused form — with what the administrator typed, and the problems next to each.
+/// refused form — with what the administrator typed, and the problems next to each;
+/// `defaults` is the settings document with every default, shown with each field.
 pub fn show(
     fields: &[Field],
     current: &Value,
+    defaults: &Value,
     typed: Option<&HashMap<String, String>>,
     problems: &[FieldProblem],
     prefix: &str,
@@ -267,6 +285,7 @@ pub fn show(
     fields
         .iter()
         .map(|f| {
+            let default = lookup(defaults, f.path).and_then(|d| readable(f, d));
             let stored = lookup(current, f.path).cloned().unwrap_or(Value::Null);
             let errors = problems
                 .iter()
@@ -347,6 +366,7 @@ pub fn show(
                 maxlength,
                 options,
                 errors,
+                default,
             }
         })
         .collect()
@@ -400,6 +420,7 @@ mod tests {
         let shown = show(
             FIELDS,
             &serde_json::json!({}),
+            &serde_json::json!({"calling": {"audio": true}}),
             Some(&form),
             &problems,
             "settings",
@@ -408,5 +429,7 @@ mod tests {
         assert_eq!(shown[1].errors.len(), 1);
         assert_eq!(shown[2].errors, vec!["must not be empty"]);
         assert!(shown[0].errors.is_empty());
+        assert_eq!(shown[0].default.as_deref(), Some("on"));
+        assert_eq!(shown[1].default, None);
     }
 }

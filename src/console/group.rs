@@ -64,9 +64,14 @@ fn page(
     };
     let tab = group_tabs::tab(tab_name);
     let settings = serde_json::to_value(&g.group.settings).unwrap_or_default();
+    // A new group's settings: the defaults, with the network's file-download default.
+    let mut defaults = crate::directory::group_settings::GroupSettings::default();
+    defaults.media.file_download = n.settings.file_download;
+    let defaults = serde_json::to_value(&defaults).unwrap_or_default();
     let shown = fields::show(
         tab.fields,
         &settings,
+        &defaults,
         refused.typed,
         &refused.problems,
         "settings",

@@ -76,14 +76,14 @@ pub const TABS: &[Tab] = &[
                 "messaging.max_ttl_seconds",
                 "Longest expiration timer (seconds)",
                 "The longest message expiration timer members may set in their client: \
-                 60 (1 minute) to 31536000 (365 days). Default 2592000 (30 days).",
+                 60 (1 minute) to 31536000 (365 days); 2592000 is 30 days.",
                 num(gs::MAX_TTL_RANGE.0, gs::MAX_TTL_RANGE.1),
             ),
             field(
                 "messaging.max_bor_seconds",
                 "Longest burn-on-read timer (seconds)",
                 "The longest burn-on-read timer members may set: 0 turns burn-on-read off; \
-                 at most 2592000 (30 days). Default 604800 (7 days).",
+                 at most 2592000 (30 days); 604800 is 7 days.",
                 num(gs::MAX_BOR_RANGE.0, gs::MAX_BOR_RANGE.1),
             ),
             field(
@@ -201,7 +201,7 @@ pub const TABS: &[Tab] = &[
             field(
                 "security.password.min_length",
                 "Minimum password length",
-                "8 to 128 characters; default 12. The counts below must fit in it.",
+                "8 to 128 characters. The counts below must fit in it.",
                 num(
                     gs::PASSWORD_MIN_LENGTH_RANGE.0 as u64,
                     gs::PASSWORD_MIN_LENGTH_RANGE.1 as u64,
@@ -234,7 +234,7 @@ pub const TABS: &[Tab] = &[
             field(
                 "security.lockout_threshold",
                 "Lockout after failed sign-ins",
-                "Failed sign-ins that lock an account: 3 to 100; default 10. Locked \
+                "Failed sign-ins that lock an account: 3 to 100. Locked \
                  accounts unlock after 24 hours, or by an administrator.",
                 num(gs::LOCKOUT_RANGE.0 as u64, gs::LOCKOUT_RANGE.1 as u64),
             ),
@@ -270,7 +270,7 @@ pub const TABS: &[Tab] = &[
                 "Non-SSO session timeout (minutes)",
                 "Members who do not sign in with SSO must sign in again after this long, \
                  whatever their activity: 0 = never, otherwise 60 to 525600 (365 days); \
-                 default 43200 (30 days).",
+                 43200 is 30 days.",
                 num(0, gs::SESSION_TIMEOUT_RANGE.1 as u64),
             ),
             field(

@@ -159,6 +159,34 @@ fn section(name: &str) -> Option<&'static Section> {
     SECTIONS.iter().find(|s| s.name == name)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_network_setting_but_the_retention_switch_has_a_section() {
+        let doc = serde_json::to_value(ns::NetworkSettings::default()).unwrap();
+        let mut all = Vec::new();
+        for (k, v) in doc.as_object().unwrap() {
+            match v.as_object() {
+                Some(m) => all.extend(m.keys().map(|c| format!("{k}.{c}"))),
+                None => all.push(k.clone()),
+            }
+        }
+        let shown: Vec<&str> = SECTIONS
+            .iter()
+            .flat_map(|s| s.fields.iter().map(|f| f.path))
+            .collect();
+        for path in all {
+            // Retention has its own switch (UpdateDataRetention); the version is the server's.
+            if path == "data_retention" || path == "consent.version" {
+                continue;
+            }
+            assert!(shown.contains(&path.as_str()), "{path} has no section");
+        }
+    }
+}
+
 /// What a refused form leaves on the page.
 #[derive(Default)]
 struct Refused<'a> {
@@ -186,6 +214,7 @@ fn page(
         Err(e) => return refusal(req, &e),
     };
     let settings = serde_json::to_value(&n.settings).unwrap_or_default();
+    let defaults = serde_json::to_value(ns::NetworkSettings::default()).unwrap_or_default();
     let mut sections = serde_json::Map::new();
     for s in SECTIONS {
         let mine = refused.section == s.name;
@@ -193,6 +222,7 @@ fn page(
         let shown = fields::show(
             s.fields,
             &settings,
+            &defaults,
             refused.typed.filter(|_| mine),
             problems,
             "settings",

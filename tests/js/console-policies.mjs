@@ -152,6 +152,7 @@ try {
 
   // Several problems at once, one of them about the password rules as a whole.
   await page.goto(`${groupUrl}?tab=security`);
+  await expectText('#f-security-lockout-threshold-help', 'Default: 10.', 'the default next to a setting');
   await page.fill('#f-security-password-min-length', '8');
   await page.fill('#f-security-password-digits', '5');
   await page.fill('#f-security-password-symbols', '5');
