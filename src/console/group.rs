@@ -286,7 +286,8 @@ pub async fn delete(
     };
     match done {
         Ok(r) => see_other(
-            &format!("{PREFIX}/networks/{}/groups", p.network_id),
+            // Its own fragment: the form's `#delete` would otherwise carry over.
+            &format!("{PREFIX}/networks/{}/groups#groups-list", p.network_id),
             Some(&format!(
                 "Security group {name} deleted; its {} member(s) moved to the default group.",
                 r.moved_members

@@ -61,6 +61,10 @@ fn page(
             "may_create",
             &permission::allows(caller.admin.role, Action::CreateSecurityGroup),
         )
+        .insert(
+            "may_delete",
+            &permission::allows(caller.admin.role, Action::DeleteSecurityGroup),
+        )
         .insert("name_max", &group::NAME_MAX)
         .insert("form_name", form_name)
         .insert("error", &error.map(|e| e.message.clone()));
