@@ -9,7 +9,7 @@
 //! admin API sees what the console saved, and the audit log holds the console's actions
 //! under the API's operation names. A network admin and an auditor then see what their
 //! roles allow: no retention switch for the admin (a forged one is refused), nothing to
-//! change for the auditor.
+//! change for the auditor, only the retention switch for the compliance officer.
 
 mod common;
 
@@ -30,6 +30,7 @@ fn an_administrator_sets_network_policies_and_security_groups_in_a_browser() {
     for (username, role, networks) in [
         ("netadmin", "admin", json!([network])),
         ("auditor", "auditor", json!([])),
+        ("compliance", "compliance", json!([network])),
     ] {
         owner
             .post(
@@ -50,6 +51,7 @@ fn an_administrator_sets_network_policies_and_security_groups_in_a_browser() {
             &network,
             "netadmin",
             "auditor",
+            "compliance",
             others,
         ],
     );
@@ -58,7 +60,7 @@ fn an_administrator_sets_network_policies_and_security_groups_in_a_browser() {
     // The API sees what the console saved.
     let s = owner.get(&format!("/networks/{network}/settings")).ok();
     assert_eq!(s["read_receipts"], "force_enabled");
-    assert_eq!(s["data_retention"], false);
+    assert_eq!(s["data_retention"], true, "switched on by the compliance officer");
     assert_eq!(s["file_download"], false);
     assert_eq!(s["consent"]["enabled"], true);
     assert_eq!(s["consent"]["title"], "Terms of use");

@@ -6,15 +6,16 @@
 // saved, and the group deleted (the typed word and the password).
 //
 //   node tests/js/console-policies.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR BANNER NETWORK_ID \
-//        ADMIN_USERNAME AUDITOR_USERNAME OTHERS_PASSWORD
+//        ADMIN_USERNAME AUDITOR_USERNAME COMPLIANCE_USERNAME OTHERS_PASSWORD
 //
-// Then a network admin (who may change policies but not switch data retention) and an
-// auditor (who may only look) see the same pages with what their roles allow.
+// Then a network admin (who may change policies but not switch data retention), an
+// auditor (who may only look) and a compliance officer (who may switch data retention
+// and nothing else) see the same pages with what their roles allow.
 //
 // Exits 0 when every check passed; prints what failed otherwise.
 import { openConsole } from './console-lib.mjs';
 
-const [base, username, password, shots, banner, network, adminName, auditorName, othersPassword] = process.argv.slice(2);
+const [base, username, password, shots, banner, network, adminName, auditorName, complianceName, othersPassword] = process.argv.slice(2);
 const { page, check, fail, asked, signIn, finish } = await openConsole({ base, shots, banner });
 
 const text = async (sel) => ((await page.locator(sel).first().textContent().catch(() => null)) ?? '').trim();
@@ -269,6 +270,16 @@ try {
   if (await page.locator('main button[type=submit]').count()) fail('an auditor is offered to save group settings');
   if (!(await page.locator('#f-security-lockout-threshold[disabled]').count())) fail('an auditor can edit the lockout threshold');
   await check('group-as-auditor');
+
+  // A compliance officer switches data retention, and changes no other policy.
+  await signOut();
+  await signIn(complianceName, othersPassword);
+  await page.goto(policies);
+  if (await page.locator(section('consent') + ' button[type=submit]').count()) fail('a compliance officer is offered to save the consent pop-up');
+  await submit('form[action*="/policies/data-retention"]');
+  await expectText('.flash', 'Data retention is on', 'retention switched by compliance');
+  await expectText('#retention-status', 'on', 'retention after the compliance officer');
+  await check('policies-as-compliance');
 } catch (e) {
   fail(`the walk stopped: ${e.stack || e}`);
 }
