@@ -60,7 +60,10 @@ fn an_administrator_sets_network_policies_and_security_groups_in_a_browser() {
     // The API sees what the console saved.
     let s = owner.get(&format!("/networks/{network}/settings")).ok();
     assert_eq!(s["read_receipts"], "force_enabled");
-    assert_eq!(s["data_retention"], true, "switched on by the compliance officer");
+    assert_eq!(
+        s["data_retention"], true,
+        "switched on by the compliance officer"
+    );
     assert_eq!(s["file_download"], false);
     assert_eq!(s["consent"]["enabled"], true);
     assert_eq!(s["consent"]["title"], "Terms of use");
