@@ -67,7 +67,10 @@ fn an_administrator_sets_network_policies_and_security_groups_in_a_browser() {
     assert_eq!(s["file_download"], false);
     assert_eq!(s["consent"]["enabled"], true);
     assert_eq!(s["consent"]["title"], "Terms of use");
-    assert_eq!(s["consent"]["body"], "Line one.\nLine two.");
+    assert_eq!(
+        s["consent"]["body"],
+        "Line one.\nLine two, <b>as typed</b>."
+    );
     assert_eq!(s["consent"]["button_label"], "I agree");
     assert_eq!(s["consent"]["version"], 1);
     assert_eq!(s["classification"]["level"], "secret");

@@ -56,7 +56,7 @@ try {
   // The consent pop-up: the preview follows the typing, before anything is saved.
   await page.check('#f-consent-enabled');
   await page.fill('#f-consent-title', 'Terms of use');
-  await page.fill('#f-consent-body', 'Line one.\nLine two.');
+  await page.fill('#f-consent-body', 'Line one.\nLine two, <b>as typed</b>.');
   await page.fill('#f-consent-button-label', 'I agree');
   await expectText('[data-preview="consent.title"]', 'Terms of use', 'live preview of the title');
   await expectText('[data-preview="consent.button_label"]', 'I agree', 'live preview of the button');
@@ -65,7 +65,8 @@ try {
   await expectText('.flash', 'Consent pop-up policy saved', 'consent saved');
   // After saving, the server renders the same preview.
   await expectText('[data-preview="consent.title"]', 'Terms of use', 'saved preview of the title');
-  await expectText('[data-preview="consent.body"]', 'Line two.', 'saved preview of the body');
+  await expectText('[data-preview="consent.body"]', 'Line two, <b>as typed</b>.', 'saved preview of the body');
+  if (await page.locator('[data-preview="consent.body"] b').count()) fail('the consent body was rendered as HTML');
   await expectText('#consent', 'Version 1', 'consent version');
   // An enabled pop-up without a title is refused, with the API's message by the field.
   await page.fill('#f-consent-title', '');
