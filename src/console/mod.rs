@@ -12,10 +12,15 @@
 pub mod assets;
 pub mod cookie;
 pub mod directory;
+pub mod fields;
 pub mod form;
+pub mod group;
+pub mod group_tabs;
+pub mod groups;
 pub mod network;
 pub mod networks;
 pub mod page;
+pub mod policies;
 pub mod reauth;
 pub mod sign_in;
 
@@ -107,6 +112,22 @@ fn templates() -> tera::Tera {
             "console/directory.html",
             include_str!("../../templates/console/directory.html"),
         ),
+        (
+            "console/group_fields.html",
+            include_str!("../../templates/console/group_fields.html"),
+        ),
+        (
+            "console/policies.html",
+            include_str!("../../templates/console/policies.html"),
+        ),
+        (
+            "console/groups.html",
+            include_str!("../../templates/console/groups.html"),
+        ),
+        (
+            "console/group.html",
+            include_str!("../../templates/console/group.html"),
+        ),
     ])
     .expect("the embedded console templates parse");
     t.autoescape_on(vec![".html"]);
@@ -172,6 +193,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(guarded(
                 "/networks/{network_id}/delete",
                 vec![op(M::POST, A::DeleteNetwork, network::delete)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/policies",
+                vec![
+                    op(M::GET, A::GetNetworkSettings, policies::show),
+                    op(M::POST, A::UpdateNetworkSettings, policies::update),
+                ],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/policies/data-retention",
+                vec![op(M::POST, A::UpdateDataRetention, policies::retention)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/groups",
+                vec![
+                    op(M::GET, A::ListSecurityGroups, groups::list),
+                    op(M::POST, A::CreateSecurityGroup, groups::create),
+                ],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/groups/{group_id}",
+                vec![
+                    op(M::GET, A::GetSecurityGroup, group::show),
+                    op(M::POST, A::UpdateSecurityGroup, group::update),
+                ],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/groups/{group_id}/delete",
+                vec![op(M::POST, A::DeleteSecurityGroup, group::delete)],
             ))
             .default_service(web::to(sign_in::not_found)),
     );
