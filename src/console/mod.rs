@@ -9,7 +9,9 @@
 //! token ([`cookie`]), and refusals are pages ([`page::refusal`]). Handlers are thin:
 //! they call the same typed functions the API's handlers call and render the result.
 
+pub mod analytics;
 pub mod assets;
+pub mod audit;
 pub mod cookie;
 pub mod directory;
 pub mod fields;
@@ -32,6 +34,7 @@ pub mod multipart;
 pub mod outcome;
 pub mod user;
 pub mod users;
+pub mod status;
 
 use crate::admin::guard::Front;
 use crate::admin::{guarded, op};
@@ -173,6 +176,26 @@ fn templates() -> tera::Tera {
             "console/mail.html",
             include_str!("../../templates/console/mail.html"),
         ),
+        (
+            "console/audit.html",
+            include_str!("../../templates/console/audit.html"),
+        ),
+        (
+            "console/audit_event.html",
+            include_str!("../../templates/console/audit_event.html"),
+        ),
+        (
+            "console/audit_verify.html",
+            include_str!("../../templates/console/audit_verify.html"),
+        ),
+        (
+            "console/analytics.html",
+            include_str!("../../templates/console/analytics.html"),
+        ),
+        (
+            "console/status.html",
+            include_str!("../../templates/console/status.html"),
+        ),
     ])
     .expect("the embedded console templates parse");
     t.autoescape_on(vec![".html"]);
@@ -269,6 +292,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 vec![op(M::POST, A::DeleteSecurityGroup, group::delete)],
             ))
             .configure(people)
+                "/audit",
+                vec![op(M::GET, A::ListAuditEvents, audit::list)],
+            ))
+            .service(guarded(
+                "/audit/events/{seq}",
+                vec![op(M::GET, A::ListAuditEvents, audit::show)],
+            ))
+            .service(guarded(
+                "/audit/export",
+                vec![op(M::GET, A::ExportAuditEvents, audit::export)],
+            ))
+            .service(guarded(
+                "/audit/verify",
+                vec![op(M::GET, A::VerifyAuditLog, audit::verify)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/analytics",
+                vec![op(M::GET, A::GetAnalytics, analytics::show)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/analytics/export",
+                vec![op(M::GET, A::ExportAnalytics, analytics::export)],
+            ))
+            .service(guarded(
+                "/status",
+                vec![op(M::GET, A::GetSystemStatus, status::show)],
+            ))
             .default_service(web::to(sign_in::not_found)),
     );
 }
