@@ -292,6 +292,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 vec![op(M::POST, A::DeleteSecurityGroup, group::delete)],
             ))
             .configure(people)
+            .service(guarded(
                 "/audit",
                 vec![op(M::GET, A::ListAuditEvents, audit::list)],
             ))
