@@ -32,9 +32,9 @@ pub mod bulk;
 pub mod invitations;
 pub mod multipart;
 pub mod outcome;
+pub mod status;
 pub mod user;
 pub mod users;
-pub mod status;
 
 use crate::admin::guard::Front;
 use crate::admin::{guarded, op};
