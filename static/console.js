@@ -33,3 +33,21 @@ for (const nav of document.querySelectorAll("nav.tabs")) {
     links[(to + links.length) % links.length].focus();
   });
 }
+// A file can be dropped anywhere on an upload form's box, not only on its file input.
+document.querySelectorAll("form.dropzone").forEach((zone) => {
+  const input = zone.querySelector("input[type=file]");
+  if (!input) return;
+  zone.addEventListener("dragover", (ev) => {
+    ev.preventDefault();
+    zone.classList.add("dragging");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (ev) => {
+    ev.preventDefault();
+    zone.classList.remove("dragging");
+    if (ev.dataTransfer && ev.dataTransfer.files.length) {
+      input.files = ev.dataTransfer.files;
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+  });
+});

@@ -87,39 +87,25 @@ fn an_administrator_sets_network_policies_and_security_groups_in_a_browser() {
     assert_eq!(names, vec!["Default"], "the deleted group is gone");
 
     // The console's actions are in the audit log under the API's operation names.
-    let events = owner.get("/audit?limit=500").ok();
-    let seen: Vec<(&str, u64)> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["name"].as_str().unwrap(),
-                e["result"]["http_status"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    for (name, status) in [
-        ("GetNetworkSettings", 200),
-        ("UpdateNetworkSettings", 200),
-        ("UpdateNetworkSettings", 422),
-        ("UpdateDataRetention", 200),
-        ("ListSecurityGroups", 200),
-        ("CreateSecurityGroup", 201),
-        ("CreateSecurityGroup", 409),
-        ("GetSecurityGroup", 200),
-        ("UpdateSecurityGroup", 200),
-        ("UpdateSecurityGroup", 422),
-        ("DeleteSecurityGroup", 403),
-        ("DeleteSecurityGroup", 422),
-        ("DeleteSecurityGroup", 200),
-        ("UpdateDataRetention", 403),
-    ] {
-        assert!(
-            seen.contains(&(name, status)),
-            "{name} {status} is not in the audit log: {seen:?}"
-        );
-    }
+    let events = browser::assert_audited(
+        &owner,
+        &[
+            ("GetNetworkSettings", 200),
+            ("UpdateNetworkSettings", 200),
+            ("UpdateNetworkSettings", 422),
+            ("UpdateDataRetention", 200),
+            ("ListSecurityGroups", 200),
+            ("CreateSecurityGroup", 201),
+            ("CreateSecurityGroup", 409),
+            ("GetSecurityGroup", 200),
+            ("UpdateSecurityGroup", 200),
+            ("UpdateSecurityGroup", 422),
+            ("DeleteSecurityGroup", 403),
+            ("DeleteSecurityGroup", 422),
+            ("DeleteSecurityGroup", 200),
+            ("UpdateDataRetention", 403),
+        ],
+    );
     // A refused settings form is recorded with what was sent.
     let refused: Vec<String> = events["items"]
         .as_array()

@@ -234,7 +234,10 @@ pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
         ),
         (
             "/networks/{network_id}/users/{user_id}/invitation",
-            vec![op(M::POST, A::ReinviteUser, invitations::reinvite)],
+            vec![
+                op(M::POST, A::ReinviteUser, invitations::reinvite),
+                op(M::DELETE, A::RevokeInvitation, invitations::revoke),
+            ],
         ),
         (
             "/networks/{network_id}/users/{user_id}/password-reset",
@@ -298,6 +301,18 @@ pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
         (
             "/backup",
             vec![op(M::POST, A::CreateBackup, backup::create)],
+        ),
+        (
+            "/networks/{network_id}/analytics",
+            vec![op(M::GET, A::GetAnalytics, analytics::get)],
+        ),
+        (
+            "/networks/{network_id}/analytics/export",
+            vec![op(M::GET, A::ExportAnalytics, analytics::export)],
+        ),
+        (
+            "/system/status",
+            vec![op(M::GET, A::GetSystemStatus, status::get)],
         ),
     ]
 }

@@ -109,6 +109,7 @@ actions! {
     UnsuspendUser: false, true;
     UnlockUser: false, true;
     ReinviteUser: false, true;
+    RevokeInvitation: false, true;
     SendPasswordReset: false, true;
     ListDevicesForUser: true, true;
     ResetDevicesForUser: false, true;
@@ -143,6 +144,10 @@ actions! {
     GetCallingStatus: true, false;
     RotateTurnSecret: false, false;
     ListCalls: true, true;
+
+    GetAnalytics: true, true;
+    ExportAnalytics: true, true;
+    GetSystemStatus: true, false;
 }
 
 impl Action {
