@@ -234,7 +234,10 @@ pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
         ),
         (
             "/networks/{network_id}/users/{user_id}/invitation",
-            vec![op(M::POST, A::ReinviteUser, invitations::reinvite)],
+            vec![
+                op(M::POST, A::ReinviteUser, invitations::reinvite),
+                op(M::DELETE, A::RevokeInvitation, invitations::revoke),
+            ],
         ),
         (
             "/networks/{network_id}/users/{user_id}/password-reset",

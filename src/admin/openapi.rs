@@ -42,6 +42,7 @@ use utoipa::{Modify, OpenApi};
         backup::create,
         calling::status, calling::rotate_secret, calling::list_calls,
         invitations::reinvite, invitations::password_reset, mail::list, client_profile::get,
+        invitations::revoke,
         analytics::get, analytics::export, status::get,
     ),
     components(schemas(ErrorBody, crate::error::FieldProblem, crate::directory::bulk::CsvReport,

@@ -109,6 +109,7 @@ actions! {
     UnsuspendUser: false, true;
     UnlockUser: false, true;
     ReinviteUser: false, true;
+    RevokeInvitation: false, true;
     SendPasswordReset: false, true;
     ListDevicesForUser: true, true;
     ResetDevicesForUser: false, true;

@@ -120,7 +120,16 @@ pub async fn list(
         .insert(
             "may_invite",
             &permission::allows(caller.admin.role, Action::CreateUser),
-        );
+        )
+        .insert(
+            "may_bulk",
+            &permission::allows(caller.admin.role, Action::GetUsersCount),
+        )
+        .insert(
+            "may_export",
+            &permission::allows(caller.admin.role, Action::ExportUsers),
+        )
+        .insert("invite", &super::users::Invite::default());
     render(&console, &req, "console/directory.html", StatusCode::OK, &p)
 }
 

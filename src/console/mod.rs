@@ -14,12 +14,26 @@ pub mod assets;
 pub mod audit;
 pub mod cookie;
 pub mod directory;
+pub mod fields;
 pub mod form;
+pub mod group;
+pub mod group_tabs;
+pub mod groups;
 pub mod network;
 pub mod networks;
 pub mod page;
+pub mod policies;
 pub mod reauth;
 pub mod sign_in;
+// People: directory actions, users, bulk files, bots, admins, invitations.
+pub mod admins;
+pub mod bots;
+pub mod bulk;
+pub mod invitations;
+pub mod multipart;
+pub mod outcome;
+pub mod user;
+pub mod users;
 pub mod status;
 
 use crate::admin::guard::Front;
@@ -111,6 +125,58 @@ fn templates() -> tera::Tera {
             include_str!("../../templates/console/directory.html"),
         ),
         (
+            "console/group_fields.html",
+            include_str!("../../templates/console/group_fields.html"),
+        ),
+        (
+            "console/policies.html",
+            include_str!("../../templates/console/policies.html"),
+        ),
+        (
+            "console/groups.html",
+            include_str!("../../templates/console/groups.html"),
+        ),
+        (
+            "console/group.html",
+            include_str!("../../templates/console/group.html"),
+        ),
+        (
+            "console/invite_form.html",
+            include_str!("../../templates/console/invite_form.html"),
+        ),
+        (
+            "console/invite.html",
+            include_str!("../../templates/console/invite.html"),
+        ),
+        (
+            "console/user.html",
+            include_str!("../../templates/console/user.html"),
+        ),
+        (
+            "console/bulk.html",
+            include_str!("../../templates/console/bulk.html"),
+        ),
+        (
+            "console/bots.html",
+            include_str!("../../templates/console/bots.html"),
+        ),
+        (
+            "console/admins.html",
+            include_str!("../../templates/console/admins.html"),
+        ),
+        (
+            "console/admin.html",
+            include_str!("../../templates/console/admin.html"),
+        ),
+        (
+            "console/invitations.html",
+            include_str!("../../templates/console/invitations.html"),
+        ),
+        (
+            "console/mail.html",
+            include_str!("../../templates/console/mail.html"),
+        ),
+        (
             "console/audit.html",
             include_str!("../../templates/console/audit.html"),
         ),
@@ -197,6 +263,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 vec![op(M::POST, A::DeleteNetwork, network::delete)],
             ))
             .service(guarded(
+                "/networks/{network_id}/policies",
+                vec![
+                    op(M::GET, A::GetNetworkSettings, policies::show),
+                    op(M::POST, A::UpdateNetworkSettings, policies::update),
+                ],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/policies/data-retention",
+                vec![op(M::POST, A::UpdateDataRetention, policies::retention)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/groups",
+                vec![
+                    op(M::GET, A::ListSecurityGroups, groups::list),
+                    op(M::POST, A::CreateSecurityGroup, groups::create),
+                ],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/groups/{group_id}",
+                vec![
+                    op(M::GET, A::GetSecurityGroup, group::show),
+                    op(M::POST, A::UpdateSecurityGroup, group::update),
+                ],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/groups/{group_id}/delete",
+                vec![op(M::POST, A::DeleteSecurityGroup, group::delete)],
+            ))
+            .configure(people)
                 "/audit",
                 vec![op(M::GET, A::ListAuditEvents, audit::list)],
             ))
@@ -226,4 +321,126 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             ))
             .default_service(web::to(sign_in::not_found)),
     );
+}
+
+/// The people pages: directory actions, users, bulk files (fixed paths before
+/// `{user_id}`).
+fn people(cfg: &mut web::ServiceConfig) {
+    use Action as A;
+    use Method as M;
+    let guarded = |path: &'static str, ops| guarded(path, ops, FRONT);
+    cfg.service(guarded(
+        "/networks/{network_id}/users/invite",
+        vec![op(M::POST, A::CreateUser, users::invite)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/export",
+        vec![op(M::GET, A::ExportUsers, users::export)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/templates/{action}",
+        vec![op(M::GET, A::GetUserTemplate, users::template)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/bulk",
+        vec![op(M::GET, A::GetUsersCount, bulk::show)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/bulk/invite",
+        vec![op(M::POST, A::BatchCreateUser, bulk::invite)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/bulk/suspend",
+        vec![op(M::POST, A::BatchSuspendUser, bulk::suspend)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/bulk/delete",
+        vec![op(M::POST, A::BatchDeleteUser, bulk::delete)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/{user_id}",
+        vec![op(M::GET, A::GetUser, user::show)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/{user_id}/edit",
+        vec![op(M::POST, A::UpdateUser, user::edit)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/{user_id}/suspend",
+        vec![op(M::POST, A::SuspendUser, user::suspend)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/{user_id}/unsuspend",
+        vec![op(M::POST, A::UnsuspendUser, user::unsuspend)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/{user_id}/unlock",
+        vec![op(M::POST, A::UnlockUser, user::unlock)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/{user_id}/invitation",
+        vec![op(M::POST, A::ReinviteUser, user::reinvite)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/{user_id}/password-reset",
+        vec![op(M::POST, A::SendPasswordReset, user::password_reset)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/{user_id}/devices/reset",
+        vec![op(M::POST, A::ResetDevicesForUser, user::reset_devices)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/users/{user_id}/delete",
+        vec![op(M::POST, A::DeleteUser, user::delete)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/bots",
+        vec![
+            op(M::GET, A::ListBots, bots::list),
+            op(M::POST, A::CreateBot, bots::create),
+        ],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/bots/delete",
+        vec![op(M::POST, A::DeleteBot, bots::delete)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/bots/{bot_id}/update",
+        vec![op(M::POST, A::UpdateBot, bots::update)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/invitations",
+        vec![op(M::GET, A::ListUsers, invitations::list)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/invitations/resend",
+        vec![op(M::POST, A::ReinviteUser, invitations::resend)],
+    ))
+    .service(guarded(
+        "/networks/{network_id}/invitations/revoke",
+        vec![op(M::POST, A::RevokeInvitation, invitations::revoke)],
+    ))
+    .service(guarded(
+        "/mail",
+        vec![op(M::GET, A::ListMail, invitations::outbox_page)],
+    ))
+    .service(guarded(
+        "/admins",
+        vec![
+            op(M::GET, A::ListAdmins, admins::list),
+            op(M::POST, A::CreateAdmin, admins::create),
+        ],
+    ))
+    .service(guarded(
+        "/admins/{admin_id}",
+        vec![op(M::GET, A::GetAdmin, admins::show)],
+    ))
+    .service(guarded(
+        "/admins/{admin_id}/update",
+        vec![op(M::POST, A::UpdateAdmin, admins::update)],
+    ))
+    .service(guarded(
+        "/admins/{admin_id}/delete",
+        vec![op(M::POST, A::DeleteAdmin, admins::delete)],
+    ));
 }

@@ -144,6 +144,16 @@ pub fn revoke(tx: &WriteTransaction, purpose: Purpose, user_id: &str) -> Result<
     Ok(())
 }
 
+/// The user's current `purpose` link, if one was issued and not used, replaced or
+/// revoked since (it may have expired: compare `expires_at`).
+pub fn current<'a>(tx: impl Into<Tx<'a>>, purpose: Purpose, user_id: &str) -> Result<Option<Link>> {
+    let tx = tx.into();
+    match BY_USER.get(tx, &user_key(purpose, user_id))? {
+        Some(h) => LINKS.get(tx, &h),
+        None => Ok(None),
+    }
+}
+
 /// The live `purpose` link a token opens.
 pub fn open<'a>(
     tx: impl Into<Tx<'a>>,

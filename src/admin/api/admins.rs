@@ -1,6 +1,7 @@
 //! Admin API: admin accounts and their roles (owner only).
 
 use super::State;
+use crate::admin::AdminState;
 use crate::admin::guard::Audit;
 use crate::admin::response::{JsonBody, created, ok};
 use crate::auth::admin::{self as admins, AdminView};
@@ -72,7 +73,16 @@ pub async fn create(
     body: JsonBody<CreateAdmin>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
-    let b = body.into_inner();
+    let c = create_admin(&state, &audit, body.into_inner()).await?;
+    Ok(created(&c))
+}
+
+/// Create an admin account (CreateAdmin, for the API and the console).
+pub async fn create_admin(
+    state: &AdminState,
+    audit: &Audit,
+    b: CreateAdmin,
+) -> Result<AdminCredentials> {
     let (one_time, pw) = match &b.password {
         Some(p) => (None, p.expose().to_string()),
         None => {
@@ -94,10 +104,10 @@ pub async fn create(
             )
         })
         .await?;
-    Ok(created(&AdminCredentials {
+    Ok(AdminCredentials {
         admin: a.view(),
         one_time_password: one_time,
-    }))
+    })
 }
 
 #[utoipa::path(get, path = "/admins/{admin_id}", operation_id = "GetAdmin", tag = "admins",
@@ -128,8 +138,25 @@ pub async fn update(
     body: JsonBody<UpdateAdmin>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
-    let id = path.into_inner().admin_id;
-    let b = body.into_inner();
+    let c = update_admin(
+        &state,
+        &audit,
+        &caller,
+        path.into_inner().admin_id,
+        body.into_inner(),
+    )
+    .await?;
+    Ok(ok(&c))
+}
+
+/// Change an admin account (UpdateAdmin, for the API and the console).
+pub async fn update_admin(
+    state: &AdminState,
+    audit: &Audit,
+    caller: &Caller,
+    id: String,
+    b: UpdateAdmin,
+) -> Result<AdminCredentials> {
     if b.reset_password == Some(true) && id == caller.admin.id {
         return Err(Error::conflict(
             "use_change_password",
@@ -163,10 +190,10 @@ pub async fn update(
             admins::save(tx, a)
         })
         .await?;
-    Ok(ok(&AdminCredentials {
+    Ok(AdminCredentials {
         admin: a.view(),
         one_time_password: reset.map(|(p, _)| p),
-    }))
+    })
 }
 
 #[utoipa::path(delete, path = "/admins/{admin_id}", operation_id = "DeleteAdmin", tag = "admins",
@@ -177,12 +204,21 @@ pub async fn delete(
     caller: Caller,
     path: web::Path<AdminPath>,
 ) -> Result<HttpResponse> {
-    let id = path.into_inner().admin_id;
+    delete_admin(&state, &audit, &caller, path.into_inner().admin_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Delete an admin account (DeleteAdmin, for the API and the console).
+pub async fn delete_admin(
+    state: &AdminState,
+    audit: &Audit,
+    caller: &Caller,
+    id: String,
+) -> Result<AdminView> {
     let me = caller.admin.id.clone();
     audit
         .write(&state.store, 204, move |tx| {
-            admins::delete(tx, &id, &me).map(|_| ())
+            admins::delete(tx, &id, &me).map(|a| a.view())
         })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+        .await
 }

@@ -2,6 +2,7 @@
 
 use super::users::list_page;
 use super::{BotPath, NetworkPath, PageQuery, State};
+use crate::admin::AdminState;
 use crate::admin::guard::Audit;
 use crate::admin::response::{JsonBody, created, ok};
 use crate::auth::password;
@@ -70,8 +71,23 @@ pub async fn create(
     body: JsonBody<CreateBot>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
-    let nid = path.into_inner().network_id;
-    let b = body.into_inner();
+    let c = create_bot(
+        &state,
+        &audit,
+        path.into_inner().network_id,
+        body.into_inner(),
+    )
+    .await?;
+    Ok(created(&c))
+}
+
+/// Create a bot (CreateBot, for the API and the console).
+pub async fn create_bot(
+    state: &AdminState,
+    audit: &Audit,
+    nid: String,
+    b: CreateBot,
+) -> Result<BotCredentials> {
     let pw_hash = match &b.password {
         Some(p) => Some(hash(p).await?),
         None => None,
@@ -106,10 +122,10 @@ pub async fn create(
             Ok(u)
         })
         .await?;
-    Ok(created(&BotCredentials {
+    Ok(BotCredentials {
         bot: bot.view(),
         token,
-    }))
+    })
 }
 
 #[utoipa::path(get, path = "/networks/{network_id}/bots/{bot_id}", operation_id = "GetBot", tag = "bots",
@@ -142,8 +158,17 @@ pub async fn update(
     body: JsonBody<UpdateBot>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
-    let p = path.into_inner();
-    let b = body.into_inner();
+    let c = update_bot(&state, &audit, path.into_inner(), body.into_inner()).await?;
+    Ok(ok(&c))
+}
+
+/// Change a bot (UpdateBot, for the API and the console).
+pub async fn update_bot(
+    state: &AdminState,
+    audit: &Audit,
+    p: BotPath,
+    b: UpdateBot,
+) -> Result<BotCredentials> {
     if b.password.is_some() && b.regenerate_token == Some(true) {
         return Err(Error::validation(vec![FieldProblem::new(
             "regenerate_token",
@@ -183,21 +208,26 @@ pub async fn update(
             Ok(u)
         })
         .await?;
-    Ok(ok(&BotCredentials {
+    Ok(BotCredentials {
         bot: bot.view(),
         token,
-    }))
+    })
 }
 
 #[utoipa::path(delete, path = "/networks/{network_id}/bots/{bot_id}", operation_id = "DeleteBot", tag = "bots",
     params(BotPath), responses((status = 204, description = "Deleted")))]
 pub async fn delete(state: State, audit: Audit, path: web::Path<BotPath>) -> Result<HttpResponse> {
-    let p = path.into_inner();
+    delete_bot(&state, &audit, path.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Delete a bot (DeleteBot, for the API and the console); returns who it was.
+pub async fn delete_bot(state: &AdminState, audit: &Audit, p: BotPath) -> Result<UserView> {
     audit
         .write(&state.store, 204, move |tx| {
             let u = user::get(tx, &p.network_id, UserKind::Bot, &p.bot_id)?;
-            user::remove(tx, &u)
+            user::remove(tx, &u)?;
+            Ok(u.view())
         })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+        .await
 }

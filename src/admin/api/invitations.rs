@@ -5,6 +5,7 @@
 //! the administrator to pass on.
 
 use super::{State, UserPath};
+use crate::admin::AdminState;
 use crate::admin::guard::Audit;
 use crate::admin::response::ok;
 use crate::auth::Caller;
@@ -58,7 +59,7 @@ pub struct Inviting {
 }
 
 impl Inviting {
-    pub fn new(state: &State, caller: &Caller) -> Inviting {
+    pub fn new(state: &AdminState, caller: &Caller) -> Inviting {
         Inviting {
             base_url: state.public_url.get().cloned().unwrap_or_default(),
             mail: state.mail.is_some(),
@@ -125,7 +126,7 @@ pub fn invite(
 }
 
 /// Wakes the mail worker after a commit that queued mail.
-pub fn mail_queued(state: &State) {
+pub fn mail_queued(state: &AdminState) {
     if let Some(o) = &state.mail {
         o.wake();
     }
@@ -149,9 +150,19 @@ pub async fn password_reset(
     caller: Caller,
     path: web::Path<UserPath>,
 ) -> Result<HttpResponse> {
+    let sent = send_password_reset(&state, &audit, &caller, path.into_inner()).await?;
+    Ok(ok(&sent))
+}
+
+/// Send a user a password reset link (SendPasswordReset, for the API and the console).
+pub async fn send_password_reset(
+    state: &AdminState,
+    audit: &Audit,
+    caller: &Caller,
+    p: UserPath,
+) -> Result<ResetSent> {
     use crate::auth::password_reset;
-    let p = path.into_inner();
-    let how = Inviting::new(&state, &caller);
+    let how = Inviting::new(state, caller);
     let (u, issued) = audit
         .write(&state.store, 200, move |tx| {
             let u = user::get(tx, &p.network_id, UserKind::User, &p.user_id)?;
@@ -172,11 +183,11 @@ pub async fn password_reset(
             Ok((u, issued))
         })
         .await?;
-    mail_queued(&state);
-    Ok(ok(&ResetSent {
+    mail_queued(state);
+    Ok(ResetSent {
         user: u.view(),
         reset: issued,
-    }))
+    })
 }
 
 #[utoipa::path(post, path = "/networks/{network_id}/users/{user_id}/invitation", operation_id = "ReinviteUser",
@@ -190,8 +201,18 @@ pub async fn reinvite(
     caller: Caller,
     path: web::Path<UserPath>,
 ) -> Result<HttpResponse> {
-    let p = path.into_inner();
-    let how = Inviting::new(&state, &caller);
+    let invited = reinvite_user(&state, &audit, &caller, path.into_inner()).await?;
+    Ok(ok(&invited))
+}
+
+/// Send a pending user a new invitation (ReinviteUser, for the API and the console).
+pub async fn reinvite_user(
+    state: &AdminState,
+    audit: &Audit,
+    caller: &Caller,
+    p: UserPath,
+) -> Result<InvitedUser> {
+    let how = Inviting::new(state, caller);
     let (u, inv) = audit
         .write(&state.store, 200, move |tx| {
             let u = user::get(tx, &p.network_id, UserKind::User, &p.user_id)?;
@@ -207,9 +228,37 @@ pub async fn reinvite(
             Ok((u, inv))
         })
         .await?;
-    mail_queued(&state);
-    Ok(ok(&InvitedUser {
+    mail_queued(state);
+    Ok(InvitedUser {
         user: u.view(),
         invitation: Some(inv),
-    }))
+    })
+}
+
+#[utoipa::path(delete, path = "/networks/{network_id}/users/{user_id}/invitation", operation_id = "RevokeInvitation",
+    tag = "users", params(UserPath), responses((status = 200, body = UserView,
+        description = "The user's registration link stops working; the user stays pending (invite \
+            them again with ReinviteUser, or delete them). 409 `already_registered` for a user \
+            who has registered.")))]
+pub async fn revoke(state: State, audit: Audit, path: web::Path<UserPath>) -> Result<HttpResponse> {
+    let u = revoke_invitation(&state, &audit, path.into_inner()).await?;
+    Ok(ok(&u))
+}
+
+/// End a pending user's registration link (RevokeInvitation, for the API and the
+/// console).
+pub async fn revoke_invitation(state: &AdminState, audit: &Audit, p: UserPath) -> Result<UserView> {
+    audit
+        .write(&state.store, 200, move |tx| {
+            let u = user::get(tx, &p.network_id, UserKind::User, &p.user_id)?;
+            if u.status() != UserStatus::Pending {
+                return Err(Error::conflict(
+                    "already_registered",
+                    "this user has registered already; there is no invitation to revoke",
+                ));
+            }
+            link::revoke(tx, Purpose::Invitation, &u.id)?;
+            Ok(u.view())
+        })
+        .await
 }

@@ -2,6 +2,7 @@
 
 use super::invitations::{InvitedUser, Inviting, invite, mail_queued};
 use super::{NetworkPath, PageQuery, State, UserPath};
+use crate::admin::AdminState;
 use crate::admin::guard::Audit;
 use crate::admin::response::{JsonBody, created, ok, read_body};
 use crate::auth::{Caller, password};
@@ -128,7 +129,7 @@ pub struct CreateUser {
 
 /// Check `password` against the group's rules and hash it (off the async workers).
 async fn hash_for_group(
-    state: &State,
+    state: &AdminState,
     network_id: &str,
     group_id: Option<&str>,
     password: &Secret,
@@ -167,12 +168,29 @@ pub async fn create(
     path: web::Path<NetworkPath>,
     body: JsonBody<CreateUser>,
 ) -> Result<HttpResponse> {
-    let how = Inviting::new(&state, &caller);
     audit.body(&*body);
-    let nid = path.into_inner().network_id;
-    let b = body.into_inner();
+    let u = create_user(
+        &state,
+        &audit,
+        &caller,
+        path.into_inner().network_id,
+        body.into_inner(),
+    )
+    .await?;
+    Ok(created(&u))
+}
+
+/// Create (invite) a user (CreateUser, for the API and the console).
+pub async fn create_user(
+    state: &AdminState,
+    audit: &Audit,
+    caller: &Caller,
+    nid: String,
+    b: CreateUser,
+) -> Result<InvitedUser> {
+    let how = Inviting::new(state, caller);
     let hash = match &b.password {
-        Some(p) => Some(hash_for_group(&state, &nid, b.security_group_id.as_deref(), p).await?),
+        Some(p) => Some(hash_for_group(state, &nid, b.security_group_id.as_deref(), p).await?),
         None => None,
     };
     let u = audit
@@ -207,11 +225,11 @@ pub async fn create(
         })
         .await?;
     let (u, invitation) = u;
-    mail_queued(&state);
-    Ok(created(&InvitedUser {
+    mail_queued(state);
+    Ok(InvitedUser {
         user: u.view(),
         invitation,
-    }))
+    })
 }
 
 #[utoipa::path(get, path = "/networks/{network_id}/users/{user_id}", operation_id = "GetUser", tag = "users",
@@ -244,8 +262,17 @@ pub async fn update(
     body: JsonBody<UpdateUser>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
-    let p = path.into_inner();
-    let b = body.into_inner();
+    let u = update_user(&state, &audit, path.into_inner(), body.into_inner()).await?;
+    Ok(ok(&u))
+}
+
+/// Change a user's profile, group or password (UpdateUser, for the API and the console).
+pub async fn update_user(
+    state: &AdminState,
+    audit: &Audit,
+    p: UserPath,
+    b: UpdateUser,
+) -> Result<UserView> {
     let hash = match &b.password {
         Some(pw) => {
             let gid = match &b.security_group_id {
@@ -257,7 +284,7 @@ pub async fn update(
                         .group_id
                 }
             };
-            Some(hash_for_group(&state, &p.network_id, Some(&gid), pw).await?)
+            Some(hash_for_group(state, &p.network_id, Some(&gid), pw).await?)
         }
         None => None,
     };
@@ -286,35 +313,60 @@ pub async fn update(
             Ok(u)
         })
         .await?;
-    Ok(ok(&u.view()))
+    Ok(u.view())
 }
 
 #[utoipa::path(delete, path = "/networks/{network_id}/users/{user_id}", operation_id = "DeleteUser",
     tag = "users", params(UserPath), responses((status = 204, description = "Deleted")))]
 pub async fn delete(state: State, audit: Audit, path: web::Path<UserPath>) -> Result<HttpResponse> {
-    let p = path.into_inner();
-    audit
-        .write(&state.store, 204, move |tx| {
-            let u = user::get(tx, &p.network_id, UserKind::User, &p.user_id)?;
-            user::remove(tx, &u)
-        })
-        .await?;
+    delete_user(&state, &audit, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn change(
-    state: State,
-    audit: Audit,
+/// Delete a user (DeleteUser, for the API and the console); returns who it was.
+pub async fn delete_user(state: &AdminState, audit: &Audit, p: UserPath) -> Result<UserView> {
+    audit
+        .write(&state.store, 204, move |tx| {
+            let u = user::get(tx, &p.network_id, UserKind::User, &p.user_id)?;
+            user::remove(tx, &u)?;
+            Ok(u.view())
+        })
+        .await
+}
+
+/// What [`change_user`] does to a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserChange {
+    /// SuspendUser.
+    Suspend,
+    /// UnsuspendUser.
+    Unsuspend,
+    /// UnlockUser.
+    Unlock,
+}
+
+/// Suspend, unsuspend or unlock a user (for the API and the console).
+pub async fn change_user(
+    state: &AdminState,
+    audit: &Audit,
     p: UserPath,
-    f: fn(&redb::WriteTransaction, &User) -> Result<User>,
-) -> Result<HttpResponse> {
+    what: UserChange,
+) -> Result<UserView> {
     let u = audit
         .write(&state.store, 200, move |tx| {
             let old = user::get(tx, &p.network_id, UserKind::User, &p.user_id)?;
-            f(tx, &old)
+            match what {
+                UserChange::Suspend => user::set_suspended(tx, &old, true),
+                UserChange::Unsuspend => user::set_suspended(tx, &old, false),
+                UserChange::Unlock => user::unlock(tx, &old),
+            }
         })
         .await?;
-    Ok(ok(&u.view()))
+    Ok(u.view())
+}
+
+async fn change(state: State, audit: Audit, p: UserPath, what: UserChange) -> Result<HttpResponse> {
+    Ok(ok(&change_user(&state, &audit, p, what).await?))
 }
 
 #[utoipa::path(post, path = "/networks/{network_id}/users/{user_id}/suspend", operation_id = "SuspendUser",
@@ -324,10 +376,7 @@ pub async fn suspend(
     audit: Audit,
     path: web::Path<UserPath>,
 ) -> Result<HttpResponse> {
-    change(state, audit, path.into_inner(), |tx, u| {
-        user::set_suspended(tx, u, true)
-    })
-    .await
+    change(state, audit, path.into_inner(), UserChange::Suspend).await
 }
 
 #[utoipa::path(post, path = "/networks/{network_id}/users/{user_id}/unsuspend", operation_id = "UnsuspendUser",
@@ -337,16 +386,13 @@ pub async fn unsuspend(
     audit: Audit,
     path: web::Path<UserPath>,
 ) -> Result<HttpResponse> {
-    change(state, audit, path.into_inner(), |tx, u| {
-        user::set_suspended(tx, u, false)
-    })
-    .await
+    change(state, audit, path.into_inner(), UserChange::Unsuspend).await
 }
 
 #[utoipa::path(post, path = "/networks/{network_id}/users/{user_id}/unlock", operation_id = "UnlockUser",
     tag = "users", params(UserPath), responses((status = 200, body = UserView)))]
 pub async fn unlock(state: State, audit: Audit, path: web::Path<UserPath>) -> Result<HttpResponse> {
-    change(state, audit, path.into_inner(), user::unlock).await
+    change(state, audit, path.into_inner(), UserChange::Unlock).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -378,17 +424,23 @@ pub async fn reset_devices(
     audit: Audit,
     path: web::Path<UserPath>,
 ) -> Result<HttpResponse> {
-    let p = path.into_inner();
-    let n = audit
+    let n = reset_user_devices(&state, &audit, path.into_inner()).await?;
+    Ok(ok(&DevicesReset { reset: n }))
+}
+
+/// Reset every device of a user (ResetDevicesForUser, for the API and the console);
+/// returns how many were active.
+pub async fn reset_user_devices(state: &AdminState, audit: &Audit, p: UserPath) -> Result<u64> {
+    audit
         .write(&state.store, 200, move |tx| {
             let u = user::get(tx, &p.network_id, UserKind::User, &p.user_id)?;
             Ok(device::reset_all(tx, &u)?.1)
         })
-        .await?;
-    Ok(ok(&DevicesReset { reset: n }))
+        .await
 }
 
-fn csv_response(name: &str, body: Vec<u8>) -> HttpResponse {
+/// A CSV file download.
+pub fn csv_response(name: &str, body: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
@@ -404,16 +456,26 @@ fn csv_response(name: &str, body: Vec<u8>) -> HttpResponse {
         description = "The team directory: email, first_name, last_name, country_code, phone, security_group, status")))]
 pub async fn export(state: State, path: web::Path<NetworkPath>) -> Result<HttpResponse> {
     let nid = path.into_inner().network_id;
+    let csv = export_users(&state, &nid).await?;
+    Ok(csv_response(&export_name(&nid), csv))
+}
+
+/// The file name of a network's directory export.
+pub fn export_name(network_id: &str) -> String {
+    format!("outpost-users-{network_id}.csv")
+}
+
+/// The team directory as CSV (ExportUsers, for the API and the console).
+pub async fn export_users(state: &AdminState, network_id: &str) -> Result<Vec<u8>> {
     let store = state.store.clone();
-    let n = nid.clone();
-    let csv = super::blocking("the export", move || {
+    let n = network_id.to_string();
+    super::blocking("the export", move || {
         store.read(|tx| {
             network::get(tx, &n)?;
             bulk::export(Tx::from(tx), &n)
         })
     })
-    .await??;
-    Ok(csv_response(&format!("outpost-users-{nid}.csv"), csv))
+    .await?
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -427,19 +489,27 @@ pub struct TemplatePath {
     tag = "users", params(TemplatePath),
     responses((status = 200, content_type = "text/csv", body = String, description = "The CSV header to fill in")))]
 pub async fn template(state: State, path: web::Path<TemplatePath>) -> Result<HttpResponse> {
-    state.store.read(|tx| network::get(tx, &path.network_id))?;
-    let action = BulkAction::parse(&path.action).ok_or_else(|| {
+    let (name, body) = user_template(&state, &path.network_id, &path.action)?;
+    Ok(csv_response(&name, body))
+}
+
+/// A bulk template's file name and contents (GetUserTemplate, for the API and the
+/// console).
+pub fn user_template(
+    state: &AdminState,
+    network_id: &str,
+    action: &str,
+) -> Result<(String, Vec<u8>)> {
+    state.store.read(|tx| network::get(tx, network_id))?;
+    let a = BulkAction::parse(action).ok_or_else(|| {
         Error::not_found(
             "template_not_found",
-            format!(
-                "there is no {:?} template; use invite, delete or suspend",
-                path.action
-            ),
+            format!("there is no {action:?} template; use invite, delete or suspend"),
         )
     })?;
-    Ok(csv_response(
-        &format!("outpost-{}-users-template.csv", path.action),
-        bulk::template(action).into_bytes(),
+    Ok((
+        format!("outpost-{action}-users-template.csv"),
+        bulk::template(a).into_bytes(),
     ))
 }
 
@@ -453,10 +523,29 @@ async fn run_bulk(
     action: BulkAction,
 ) -> Result<HttpResponse> {
     let bytes = read_body(payload, state.config.http.max_upload_bytes).await?;
-    audit.param("bytes", bytes.len());
+    let (status, result) = apply_bulk(&state, &audit, how, network_id, bytes, action).await?;
+    Ok(
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("valid status"))
+            .json(&result),
+    )
+}
+
+/// Parse and apply a bulk CSV file (BatchCreateUser, BatchDeleteUser, BatchSuspendUser,
+/// for the API and the console): all rows apply, or none (a `csv_invalid` error whose
+/// details are the row-by-row [`bulk::CsvReport`]). Returns the success status and the
+/// result.
+pub async fn apply_bulk(
+    state: &AdminState,
+    audit: &Audit,
+    how: Inviting,
+    network_id: String,
+    bytes: impl AsRef<[u8]> + Send + 'static,
+    action: BulkAction,
+) -> Result<(u16, BulkResult)> {
+    audit.param("bytes", bytes.as_ref().len());
     let max_rows = state.config.admin.bulk_max_rows;
     let file = super::blocking("reading the file", move || {
-        bulk::parse(&bytes, action, max_rows)
+        bulk::parse(bytes.as_ref(), action, max_rows)
     })
     .await??;
     audit.param("rows", file.total);
@@ -494,12 +583,9 @@ async fn run_bulk(
         })
         .await?;
     if action == BulkAction::Invite {
-        mail_queued(&state);
+        mail_queued(state);
     }
-    Ok(
-        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("valid status"))
-            .json(&result),
-    )
+    Ok((status, result))
 }
 
 #[utoipa::path(post, path = "/networks/{network_id}/users/batch-create", operation_id = "BatchCreateUser",
