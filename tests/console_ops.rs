@@ -46,12 +46,59 @@ fn the_audit_log_analytics_and_system_status_work_in_a_browser() {
     a.send(&json!({"type": "send", "envelope": e}));
     a.next_of("accepted");
 
+    // carol, of a security group deleted since, was active too: she counts as `Deleted#`.
+    let group = owner
+        .post(
+            &format!("/networks/{network}/security-groups"),
+            &json!({"name": "Field team"}),
+        )
+        .ok();
+    owner
+        .post(
+            &format!("/networks/{network}/users"),
+            &json!({"email": "carol@example.test", "first_name": "Carol",
+                    "security_group_id": group["id"], "password": common::people::USER_PASSWORD}),
+        )
+        .ok();
+    let carol = common::people::device(&server, "carol@example.test");
+    let _c = carol.connect();
+    owner
+        .delete(&format!(
+            "/networks/{network}/security-groups/{}?confirm=confirm",
+            group["id"].as_str().unwrap()
+        ))
+        .ok();
+
     // The admin API's report has the same numbers the console will show.
     let report = owner.get(&format!("/networks/{network}/analytics")).ok();
     assert_eq!(report["messages"]["messages"], 4, "{report}");
     assert_eq!(report["messages"]["files"], 1, "{report}");
-    assert_eq!(report["members"]["active_users"], 2, "{report}");
-    assert_eq!(report["overview"]["registered"], 2, "{report}");
+    assert_eq!(report["members"]["active_users"], 3, "{report}");
+    assert_eq!(report["overview"]["registered"], 3, "{report}");
+    assert_eq!(report["overview"]["devices"], 3, "{report}");
+    let by_group = owner
+        .get(&format!(
+            "/networks/{network}/analytics?breakdown=security_group"
+        ))
+        .ok();
+    let series: Vec<(String, u64)> = by_group["members"]["active"]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|v| v.as_u64())
+                    .sum(),
+            )
+        })
+        .collect();
+    assert!(series.contains(&("Deleted#".to_string(), 1)), "{series:?}");
+    assert!(series.contains(&("Default".to_string(), 2)), "{series:?}");
     let weekly = owner
         .get(&format!(
             "/networks/{network}/analytics?period=week&breakdown=platform"
@@ -126,7 +173,7 @@ fn the_audit_log_analytics_and_system_status_work_in_a_browser() {
     netadmin.get("/system/status").expect(403, "access_denied");
 
     // The day's counts were written to the store when the server stopped.
-    drop((a, _b, args));
+    drop((a, _b, _c, args));
     let mut server = server;
     server.stop();
     let server = server.restart();
@@ -136,5 +183,5 @@ fn the_audit_log_analytics_and_system_status_work_in_a_browser() {
         .ok();
     assert_eq!(after["messages"]["messages"], 4, "{after}");
     assert_eq!(after["messages"]["files"], 1, "{after}");
-    assert_eq!(after["members"]["active_users"], 2, "{after}");
+    assert_eq!(after["members"]["active_users"], 3, "{after}");
 }

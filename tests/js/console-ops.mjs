@@ -107,6 +107,11 @@ try {
   const series = await page.locator('details table thead th').allTextContents();
   if (!series.includes('linux')) fail(`active users by platform show ${JSON.stringify(series)}`);
   await check('analytics-members');
+  // By security group: a deleted group's members count as Deleted#.
+  await page.selectOption('#breakdown', 'security_group');
+  await page.click('form.filters button[type=submit]');
+  const groups = await page.locator('details table thead th').allTextContents();
+  if (!groups.includes('Deleted#') || !groups.includes('Default')) fail(`active users by group show ${JSON.stringify(groups)}`);
   await doc('console-analytics-members');
 
   await page.click('nav.tabs a:has-text("Messages")');
