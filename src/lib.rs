@@ -24,5 +24,6 @@ pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod relay;
+pub mod retention;
 pub mod server;
 pub mod store;
