@@ -420,7 +420,7 @@ fn sigkill_mid_stream_loses_nothing_and_duplicates_nothing() {
         w.restart(true, env);
     }
     let by_id = wait_for_ids(&w.folder(), &all_ids);
-    assert_eq!(by_id.len() >= all_ids.len(), true);
+    assert!(by_id.len() >= all_ids.len());
     let records = journal(&w.folder());
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for r in &records {
