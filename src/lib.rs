@@ -25,6 +25,7 @@ pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod relay;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod system_status;

@@ -12,6 +12,7 @@ pub mod client;
 mod local;
 pub mod messaging;
 pub mod output;
+pub mod retention;
 
 use crate::config::Config;
 use clap::{Args, Parser, Subcommand};
@@ -81,6 +82,8 @@ pub enum Command {
     Admin(admin::AdminArgs),
     /// The messaging client: log a device in, send and receive encrypted messages.
     Client(messaging::ClientArgs),
+    /// Data retention: enable, disable, status (through the admin API).
+    Retention(retention::RetentionArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         },
         Command::Admin(args) => runtime()?.block_on(admin::run(args)),
         Command::Client(args) => runtime()?.block_on(messaging::run(args)),
+        Command::Retention(args) => runtime()?.block_on(retention::run(args)),
     }
 }
 

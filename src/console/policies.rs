@@ -12,6 +12,8 @@ use super::form::Form;
 use super::page::{Banner, PageContext, refusal, render, see_other, with_error};
 use super::{Console, PREFIX};
 use crate::admin::AdminState;
+/// The retention part (the switch prepares its keys; the page shows its state).
+type Exporter = crate::retention::Retention;
 use crate::admin::api::networks;
 use crate::admin::guard::Audit;
 use crate::auth::{Action, Caller, permission};
@@ -196,9 +198,11 @@ struct Refused<'a> {
     problems: Vec<FieldProblem>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn page(
     console: &Console,
     state: &AdminState,
+    exporter: &Exporter,
     req: &HttpRequest,
     caller: &Caller,
     id: &str,
@@ -208,7 +212,7 @@ fn page(
     let found = state
         .store
         .read(|tx| network::get(tx, id))
-        .and_then(|n| Ok((n, networks::retention_state(state, id)?)));
+        .and_then(|n| Ok((n, networks::retention_state(state, exporter, id)?)));
     let (n, retention) = match found {
         Ok(x) => x,
         Err(e) => return refusal(req, &e),
@@ -293,6 +297,7 @@ fn status_of(e: &Error) -> StatusCode {
 pub async fn show(
     console: web::Data<Console>,
     state: web::Data<AdminState>,
+    exporter: web::Data<std::sync::Arc<Exporter>>,
     req: HttpRequest,
     caller: Caller,
     path: web::Path<NetworkPath>,
@@ -301,6 +306,7 @@ pub async fn show(
     page(
         &console,
         &state,
+        &exporter,
         &req,
         &caller,
         &id,
@@ -311,9 +317,12 @@ pub async fn show(
 
 /// `POST /console/networks/{network_id}/policies` (UpdateNetworkSettings): one section's
 /// form (`_section`).
+// Each argument is an actix extractor.
+#[allow(clippy::too_many_arguments)]
 pub async fn update(
     console: web::Data<Console>,
     state: web::Data<AdminState>,
+    exporter: web::Data<std::sync::Arc<Exporter>>,
     audit: Audit,
     req: HttpRequest,
     caller: Caller,
@@ -349,7 +358,16 @@ pub async fn update(
                 typed: Some(&typed),
                 problems: fields::problems_of(&e),
             };
-            page(&console, &state, &req, &caller, &id, status_of(&e), refused)
+            page(
+                &console,
+                &state,
+                &exporter,
+                &req,
+                &caller,
+                &id,
+                status_of(&e),
+                refused,
+            )
         }
     }
 }
@@ -361,9 +379,12 @@ pub struct Retention {
 }
 
 /// `POST /console/networks/{network_id}/policies/data-retention` (UpdateDataRetention).
+// Each argument is an actix extractor.
+#[allow(clippy::too_many_arguments)]
 pub async fn retention(
     console: web::Data<Console>,
     state: web::Data<AdminState>,
+    exporter: web::Data<std::sync::Arc<Exporter>>,
     audit: Audit,
     req: HttpRequest,
     caller: Caller,
@@ -383,7 +404,7 @@ pub async fn retention(
         }
     };
     audit.param("enabled", enabled);
-    match networks::set_data_retention(&state, &audit, id.clone(), enabled).await {
+    match networks::set_data_retention(&state, &audit, &exporter, id.clone(), enabled).await {
         Ok(r) => see_other(
             &format!("{PREFIX}/networks/{id}/policies#data-retention"),
             Some(if r.enabled {
@@ -401,7 +422,16 @@ pub async fn retention(
                 typed: None,
                 problems: Vec::new(),
             };
-            page(&console, &state, &req, &caller, &id, status_of(&e), refused)
+            page(
+                &console,
+                &state,
+                &exporter,
+                &req,
+                &caller,
+                &id,
+                status_of(&e),
+                refused,
+            )
         }
     }
 }

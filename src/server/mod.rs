@@ -99,6 +99,14 @@ pub async fn serve(config: Config) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("{}", e.message))?,
     );
     let relay_data = web::Data::new(relay.clone());
+    let retention = crate::retention::Retention::new(
+        store.clone(),
+        relay.clone(),
+        config.retention.clone(),
+        &config.data_dir,
+        &config.hostnames[0],
+    );
+    let retention_data = web::Data::new(retention.clone());
     let client_api = web::Data::new(crate::api::ClientApi {
         relay: relay.clone(),
         limiter: LoginLimiter::new(config.relay.login_attempts_per_minute),
@@ -118,6 +126,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let json_limit = config.http.max_json_bytes;
     let metrics_on = config.metrics.enabled;
     let co = console.clone();
+    let rt = retention_data.clone();
     let (hs, ad, rd, ca, pg, so) = (
         health.clone(),
         admin_state.clone(),
@@ -135,6 +144,7 @@ pub async fn serve(config: Config) -> Result<()> {
             .app_data(pg.clone())
             .app_data(so.clone())
             .app_data(co.clone())
+            .app_data(rt.clone())
             .wrap(middleware::from_fn(crate::metrics::track))
             .wrap(
                 SECURITY_HEADERS
@@ -258,6 +268,7 @@ pub async fn serve(config: Config) -> Result<()> {
 
     let upkeep = tokio::spawn(upkeep(store.clone(), admin_state.clone(), relay.clone()));
     let analytics = tokio::spawn(crate::analytics::daily::run(store.clone()));
+    let exporter = retention.start();
     let sso_refresh = tokio::spawn(crate::auth::sso::refresh::run(
         sso.clone().into_inner(),
         relay.clone(),
@@ -302,6 +313,7 @@ pub async fn serve(config: Config) -> Result<()> {
     if let Err(e) = crate::analytics::daily::flush(&store).await {
         tracing::warn!(error = %e, "cannot write the last analytics counts");
     }
+    exporter.abort();
     sso_refresh.abort();
     reload.abort();
     if let Some(w) = watchdog {
@@ -311,6 +323,8 @@ pub async fn serve(config: Config) -> Result<()> {
     drop(sso);
     drop(health);
     drop(client_api);
+    drop(retention_data);
+    drop(retention);
     drop(relay_data);
     drop(relay);
     store.close();

@@ -233,6 +233,11 @@ pub struct DataRetentionState {
     /// The compliance device every envelope must be sealed to while retention is on
     /// (set with PutComplianceDevice); null until published.
     pub compliance_device: Option<ComplianceDevice>,
+    /// The appliance's retention exporter (GetDataRetention only): its state and
+    /// recent events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub exporter: Option<Value>,
 }
 
 /// The public keys of a network's compliance device.
@@ -267,22 +272,36 @@ fn compliance_view(d: Option<crate::directory::device::Device>) -> Option<Compli
 
 #[utoipa::path(get, path = "/networks/{network_id}/data-retention", operation_id = "GetDataRetention",
     tag = "networks", params(NetworkPath), responses((status = 200, body = DataRetentionState)))]
-pub async fn get_retention(state: State, path: web::Path<NetworkPath>) -> Result<HttpResponse> {
-    Ok(ok(&retention_state(&state, &path.network_id)?))
+pub async fn get_retention(
+    state: State,
+    retention: web::Data<std::sync::Arc<crate::retention::Retention>>,
+    path: web::Path<NetworkPath>,
+) -> Result<HttpResponse> {
+    Ok(ok(&retention_state(&state, &retention, &path.network_id)?))
 }
 
-/// Whether data retention is on and the compliance device (GetDataRetention, for the API
-/// and the console).
-pub fn retention_state(state: &AdminState, id: &str) -> Result<DataRetentionState> {
+/// Whether data retention is on, the compliance device and the exporter's state
+/// (GetDataRetention, for the API and the console).
+pub fn retention_state(
+    state: &AdminState,
+    retention: &crate::retention::Retention,
+    id: &str,
+) -> Result<DataRetentionState> {
     let (n, d) = state.store.read(|tx| {
         Ok((
             network::get(tx, id)?,
             crate::relay::compliance::get(tx, id)?,
         ))
     })?;
+    let (status, events) = retention.status();
     Ok(DataRetentionState {
         enabled: n.settings.data_retention,
         compliance_device: compliance_view(d),
+        exporter: Some(serde_json::json!({
+            "status": status,
+            "key": status.networks.get(&n.id),
+            "events": events,
+        })),
     })
 }
 
@@ -292,34 +311,43 @@ pub fn retention_state(state: &AdminState, id: &str) -> Result<DataRetentionStat
 pub async fn update_retention(
     state: State,
     audit: Audit,
+    retention: web::Data<std::sync::Arc<crate::retention::Retention>>,
     path: web::Path<NetworkPath>,
     body: JsonBody<DataRetention>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
-    let r = set_data_retention(&state, &audit, path.into_inner().network_id, body.enabled).await?;
+    let id = path.into_inner().network_id;
+    let r = set_data_retention(&state, &audit, &retention, id, body.enabled).await?;
     Ok(ok(&r))
 }
 
 /// Switch data retention on or off (UpdateDataRetention, for the API and the console).
+/// Enabling creates (or reuses) the compliance key pair sealed with the retention
+/// passphrase and publishes the compliance device; disabling keeps everything.
 pub async fn set_data_retention(
     state: &AdminState,
     audit: &Audit,
+    retention: &crate::retention::Retention,
     id: String,
     enabled: bool,
 ) -> Result<DataRetentionState> {
-    let (n, d) = audit
-        .write(&state.store, 200, move |tx| {
-            let n = network::update_settings(
-                tx,
-                &id,
-                &serde_json::json!({ "data_retention": enabled }),
-            )?;
-            Ok((n, crate::relay::compliance::get(tx, &id)?))
+    let sealed = if enabled {
+        Some(retention.prepare_enable(&id).await?)
+    } else {
+        None
+    };
+    let net = id.clone();
+    let (on, d) = audit
+        .write(&state.store, 200, move |tx| match &sealed {
+            Some(s) => crate::retention::Retention::apply_enable(tx, &net, s.as_ref()),
+            None => crate::retention::Retention::apply_disable(tx, &net),
         })
         .await?;
+    retention.changed(&id, on);
     Ok(DataRetentionState {
-        enabled: n.settings.data_retention,
+        enabled: on,
         compliance_device: compliance_view(d),
+        exporter: None,
     })
 }
 
