@@ -1,7 +1,7 @@
 //! The console's people pages in a real browser (`tests/js/console-people.mjs`):
 //! inviting a user, bulk CSV files (a file with bad rows gets the row-by-row report and
 //! changes nothing; good files invite, suspend and delete), a user's details with
-//! their device, editing (a bad value refused), suspending and unsuspending, a password
+//! their device, editing (a bad value refused), suspending, unsuspending and unlocking, a password
 //! reset link, resetting
 //! devices and deleting (refused with a wrong password), bots (a token shown once),
 //! pending invitations (resend, revoke), the mail outbox, and admin accounts and
@@ -25,6 +25,23 @@ fn an_owner_manages_people_in_the_console() {
     );
     // Someone registered, with a device, and a few people already in the directory.
     let dev = people::person(&server, &owner, &network, "dev@example.test");
+    // And someone locked out by failed sign-ins.
+    owner.set_group_settings(
+        &network,
+        json!({"security": {"lockout_threshold": 3, "device_reset_threshold": 0}}),
+    );
+    people::person(&server, &owner, &network, "locked@example.test");
+    for _ in 0..3 {
+        let r = server.anon().post(
+            "/api/v1/devices",
+            &json!({
+                "username": "locked@example.test", "password": "not the password",
+                "device": {"name": "test", "platform": "linux", "client_version": "test"},
+                "keys": {"x25519": people::b64(32), "ed25519": people::b64(32)},
+            }),
+        );
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
     owner
         .post_csv(
             &format!("/networks/{network}/users/batch-create"),
@@ -104,6 +121,7 @@ fn an_owner_manages_people_in_the_console() {
         ("UpdateUser", 422),
         ("SuspendUser", 200),
         ("UnsuspendUser", 200),
+        ("UnlockUser", 200),
         ("SendPasswordReset", 200),
         ("ResetDevicesForUser", 200),
         ("DeleteUser", 403),

@@ -153,6 +153,14 @@ try {
   await page.click('form[action$="/devices/reset"] button[type=submit]');
   await expectText('.flash', '1 device was reset', 'reset devices');
 
+  // Unlock someone locked out by failed sign-ins.
+  await page.goto(`${net}/users?status=locked`);
+  await page.click('td a:has-text("locked@example.test")');
+  await expectText('#user-status', 'locked', 'a locked user');
+  await page.click('#unlock');
+  await expectText('.flash', 'locked@example.test is unlocked', 'unlock');
+  await expectText('#user-status', 'active', 'an unlocked user');
+
   // Delete the invited person: refused with a wrong password, done with the right one.
   await page.goto(`${net}/users?search=new.person%40`);
   await page.click('td a:has-text("new.person@example.test")');
