@@ -369,6 +369,16 @@ fn the_outbox_and_invitations_pages_show_how_each_mail_went() {
     );
     let failed_only = get("/mail?status=failed");
     assert!(!failed_only.contains("gus@example.org"), "{failed_only}");
+    let other = owner.post("/networks", &json!({"name": "Other"})).ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let none = get(&format!("/mail?network={other}"));
+    assert!(
+        none.contains("No mail matches") && !none.contains("gus@example.org"),
+        "{none}"
+    );
+    assert!(get(&format!("/mail?network={network}")).contains("gus@example.org"));
     let pending = get(&format!("/networks/{network}/invitations"));
     assert!(
         row(&pending, "gus@example.org").contains("sent"),
