@@ -8,6 +8,7 @@
 //! and `cli` (the command line).
 
 pub mod admin;
+pub mod analytics;
 pub mod api;
 pub mod audit;
 pub mod auth;
@@ -26,3 +27,4 @@ pub mod pages;
 pub mod relay;
 pub mod server;
 pub mod store;
+pub mod system_status;

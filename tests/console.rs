@@ -49,35 +49,21 @@ fn an_administrator_signs_in_creates_a_network_and_signs_out_in_a_browser() {
     assert!(ok, "{log}");
 
     // The console's actions are in the audit log under the API's operation names.
-    let events = owner.get("/audit?limit=200").ok();
-    let names: Vec<(&str, u64)> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["name"].as_str().unwrap(),
-                e["result"]["http_status"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    for (name, status) in [
-        ("CreateAdminSession", 401),
-        ("CreateAdminSession", 201),
-        ("ListNetworks", 200),
-        ("CreateNetwork", 201),
-        ("GetNetwork", 200),
-        ("ListUsers", 200),
-        ("TagResource", 200),
-        ("UntagResource", 200),
-        ("DeleteNetwork", 403),
-        ("DeleteNetwork", 422),
-        ("DeleteNetwork", 200),
-        ("DeleteAdminSession", 303),
-    ] {
-        assert!(
-            names.contains(&(name, status)),
-            "{name} {status} is not in the audit log: {names:?}"
-        );
-    }
+    browser::assert_audited(
+        &owner,
+        &[
+            ("CreateAdminSession", 401),
+            ("CreateAdminSession", 201),
+            ("ListNetworks", 200),
+            ("CreateNetwork", 201),
+            ("GetNetwork", 200),
+            ("ListUsers", 200),
+            ("TagResource", 200),
+            ("UntagResource", 200),
+            ("DeleteNetwork", 403),
+            ("DeleteNetwork", 422),
+            ("DeleteNetwork", 200),
+            ("DeleteAdminSession", 303),
+        ],
+    );
 }

@@ -74,6 +74,14 @@ fn a_direct_message_reaches_the_other_device_once_and_ack_empties_the_mailbox() 
     b.send(&json!({"type": "ping", "nonce": "x"}));
     assert_eq!(b.expect("pong")["nonce"], "x");
     drop(b);
+    // The metrics page counts the commit that stored it (its batch size).
+    let page = w.server.anon().get("/metrics").text;
+    let commits = page
+        .lines()
+        .find_map(|l| l.strip_prefix("outpost_relay_commit_envelopes_count "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("the metrics page shows outpost_relay_commit_envelopes");
+    assert!(commits >= 1, "no relay commit counted: {commits}");
     // Reconnecting finds nothing waiting once the ack is durable.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {

@@ -302,6 +302,18 @@ pub fn routes() -> Vec<(&'static str, Vec<Op>)> {
             "/backup",
             vec![op(M::POST, A::CreateBackup, backup::create)],
         ),
+        (
+            "/networks/{network_id}/analytics",
+            vec![op(M::GET, A::GetAnalytics, analytics::get)],
+        ),
+        (
+            "/networks/{network_id}/analytics/export",
+            vec![op(M::GET, A::ExportAnalytics, analytics::export)],
+        ),
+        (
+            "/system/status",
+            vec![op(M::GET, A::GetSystemStatus, status::get)],
+        ),
     ]
 }
 

@@ -6,8 +6,8 @@
 //! document states exactly what the server does.
 
 use super::api::{
-    admins, audit, backup, bots, calling, client_profile, groups, invitations, mail, networks,
-    sessions, sso, users,
+    admins, analytics, audit, backup, bots, calling, client_profile, groups, invitations, mail,
+    networks, sessions, sso, status, users,
 };
 use super::response::ErrorBody;
 use actix_web::HttpResponse;
@@ -43,6 +43,7 @@ use utoipa::{Modify, OpenApi};
         calling::status, calling::rotate_secret, calling::list_calls,
         invitations::reinvite, invitations::password_reset, mail::list, client_profile::get,
         invitations::revoke,
+        analytics::get, analytics::export, status::get,
     ),
     components(schemas(ErrorBody, crate::error::FieldProblem, crate::directory::bulk::CsvReport,
         crate::directory::bulk::RowError)),
@@ -56,9 +57,10 @@ use utoipa::{Modify, OpenApi};
         (name = "bots", description = "Bot accounts (F3)"),
         (name = "admins", description = "Admin accounts and roles"),
         (name = "audit", description = "The audit log (F13)"),
-        (name = "operations", description = "Backups"),
+        (name = "operations", description = "Backups and the system status"),
         (name = "mail", description = "The mail outbox: invitations and other mails, and their delivery (F4)"),
         (name = "calling", description = "The calling relay: status, TURN secret rotation and call records (F7)"),
+        (name = "analytics", description = "A network's analytics: members, devices, messages, calls and files by UTC day, week or month (F12)"),
     )
 )]
 struct Doc;

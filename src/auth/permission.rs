@@ -144,6 +144,10 @@ actions! {
     GetCallingStatus: true, false;
     RotateTurnSecret: false, false;
     ListCalls: true, true;
+
+    GetAnalytics: true, true;
+    ExportAnalytics: true, true;
+    GetSystemStatus: true, false;
 }
 
 impl Action {

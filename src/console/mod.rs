@@ -9,13 +9,20 @@
 //! token ([`cookie`]), and refusals are pages ([`page::refusal`]). Handlers are thin:
 //! they call the same typed functions the API's handlers call and render the result.
 
+pub mod analytics;
 pub mod assets;
+pub mod audit;
 pub mod cookie;
 pub mod directory;
+pub mod fields;
 pub mod form;
+pub mod group;
+pub mod group_tabs;
+pub mod groups;
 pub mod network;
 pub mod networks;
 pub mod page;
+pub mod policies;
 pub mod reauth;
 pub mod sign_in;
 // People: directory actions, users, bulk files, bots, admins, invitations.
@@ -25,6 +32,7 @@ pub mod bulk;
 pub mod invitations;
 pub mod multipart;
 pub mod outcome;
+pub mod status;
 pub mod user;
 pub mod users;
 
@@ -117,6 +125,22 @@ fn templates() -> tera::Tera {
             include_str!("../../templates/console/directory.html"),
         ),
         (
+            "console/group_fields.html",
+            include_str!("../../templates/console/group_fields.html"),
+        ),
+        (
+            "console/policies.html",
+            include_str!("../../templates/console/policies.html"),
+        ),
+        (
+            "console/groups.html",
+            include_str!("../../templates/console/groups.html"),
+        ),
+        (
+            "console/group.html",
+            include_str!("../../templates/console/group.html"),
+        ),
+        (
             "console/invite_form.html",
             include_str!("../../templates/console/invite_form.html"),
         ),
@@ -151,6 +175,26 @@ fn templates() -> tera::Tera {
         (
             "console/mail.html",
             include_str!("../../templates/console/mail.html"),
+        ),
+        (
+            "console/audit.html",
+            include_str!("../../templates/console/audit.html"),
+        ),
+        (
+            "console/audit_event.html",
+            include_str!("../../templates/console/audit_event.html"),
+        ),
+        (
+            "console/audit_verify.html",
+            include_str!("../../templates/console/audit_verify.html"),
+        ),
+        (
+            "console/analytics.html",
+            include_str!("../../templates/console/analytics.html"),
+        ),
+        (
+            "console/status.html",
+            include_str!("../../templates/console/status.html"),
         ),
     ])
     .expect("the embedded console templates parse");
@@ -218,7 +262,64 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/networks/{network_id}/delete",
                 vec![op(M::POST, A::DeleteNetwork, network::delete)],
             ))
+            .service(guarded(
+                "/networks/{network_id}/policies",
+                vec![
+                    op(M::GET, A::GetNetworkSettings, policies::show),
+                    op(M::POST, A::UpdateNetworkSettings, policies::update),
+                ],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/policies/data-retention",
+                vec![op(M::POST, A::UpdateDataRetention, policies::retention)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/groups",
+                vec![
+                    op(M::GET, A::ListSecurityGroups, groups::list),
+                    op(M::POST, A::CreateSecurityGroup, groups::create),
+                ],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/groups/{group_id}",
+                vec![
+                    op(M::GET, A::GetSecurityGroup, group::show),
+                    op(M::POST, A::UpdateSecurityGroup, group::update),
+                ],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/groups/{group_id}/delete",
+                vec![op(M::POST, A::DeleteSecurityGroup, group::delete)],
+            ))
             .configure(people)
+            .service(guarded(
+                "/audit",
+                vec![op(M::GET, A::ListAuditEvents, audit::list)],
+            ))
+            .service(guarded(
+                "/audit/events/{seq}",
+                vec![op(M::GET, A::ListAuditEvents, audit::show)],
+            ))
+            .service(guarded(
+                "/audit/export",
+                vec![op(M::GET, A::ExportAuditEvents, audit::export)],
+            ))
+            .service(guarded(
+                "/audit/verify",
+                vec![op(M::GET, A::VerifyAuditLog, audit::verify)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/analytics",
+                vec![op(M::GET, A::GetAnalytics, analytics::show)],
+            ))
+            .service(guarded(
+                "/networks/{network_id}/analytics/export",
+                vec![op(M::GET, A::ExportAnalytics, analytics::export)],
+            ))
+            .service(guarded(
+                "/status",
+                vec![op(M::GET, A::GetSystemStatus, status::show)],
+            ))
             .default_service(web::to(sign_in::not_found)),
     );
 }

@@ -77,6 +77,9 @@ impl PageContext {
         if let Some(caller) = req.extensions().get::<crate::auth::Caller>() {
             ctx.insert("me", &caller.admin.view());
             ctx.insert("is_owner", &(caller.admin.role == crate::auth::Role::Owner));
+            let may = |a| crate::auth::permission::allows(caller.admin.role, a);
+            ctx.insert("may_audit", &may(crate::auth::Action::ListAuditEvents));
+            ctx.insert("may_status", &may(crate::auth::Action::GetSystemStatus));
         }
         PageContext { ctx }
     }

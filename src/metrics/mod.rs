@@ -228,6 +228,19 @@ pub mod relay {
         .expect("valid gauge"))
     });
 
+    pub static COMMIT_ENVELOPES: LazyLock<Histogram> = LazyLock::new(|| {
+        reg(Histogram::with_opts(
+            HistogramOpts::new(
+                "outpost_relay_commit_envelopes",
+                "Envelopes and events stored by each of the relay's durable commits (its group-commit batch size).",
+            )
+            .buckets(vec![
+                1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
+            ]),
+        )
+        .expect("valid histogram"))
+    });
+
     pub static DELIVERY_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
         reg(Histogram::with_opts(
             HistogramOpts::new(
@@ -378,6 +391,7 @@ pub fn init() {
         .set(1);
     LazyLock::force(&store::COMMIT_OPS);
     LazyLock::force(&store::COMMIT_SECONDS);
+    LazyLock::force(&relay::COMMIT_ENVELOPES);
     LazyLock::force(&store::SIZE_BYTES);
     LazyLock::force(&directory::USERS);
     LazyLock::force(&directory::BOTS);

@@ -202,6 +202,7 @@ impl Relay {
 
     /// Note that a device connected (its `last_seen_at`); queued, not awaited.
     pub fn touch(&self, s: &DeviceSession) {
+        crate::analytics::daily::active(&s.account.user, &s.device);
         let (uid, did) = (s.user_id().to_string(), s.device.id.clone());
         // Queued now; the result is not needed, so the future is dropped unawaited.
         drop(self.store.queue_write(
@@ -272,6 +273,8 @@ impl Relay {
             }
         }
         let kind = env.kind;
+        let files = env.attachments.len();
+        let device_ix = sender.devices.iter().position(|d| d.id == s.device.id);
         let recipients: Vec<(String, String)> = env
             .keys
             .into_iter()
@@ -303,6 +306,8 @@ impl Relay {
                 metrics::relay::ACCEPTED
                     .with_label_values(&[kind.as_str()])
                     .inc();
+                let device = device_ix.and_then(|i| sender.devices.get(i));
+                crate::analytics::daily::sent(&sender.user, device, kind, files);
             }
             Ok(a)
         }))

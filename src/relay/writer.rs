@@ -260,6 +260,10 @@ async fn run(
             .await;
         match result {
             Ok(out) => {
+                let stored = out.accepted.iter().filter(|a| !a.duplicate).count();
+                if stored > 0 {
+                    crate::metrics::relay::COMMIT_ENVELOPES.observe(stored as f64);
+                }
                 answer_all(
                     item_replies
                         .into_iter()

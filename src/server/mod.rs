@@ -240,11 +240,24 @@ pub async fn serve(config: Config) -> Result<()> {
     if let Some(b) = &first {
         bootstrap::announce(b, &public_url(&config, bound.first()));
     }
+    crate::system_status::started(
+        bound
+            .iter()
+            .map(|a| ("https".to_string(), a.to_string()))
+            .chain(
+                quic.iter()
+                    .filter_map(|ep| ep.local_addr().ok())
+                    .map(|a| ("quic".to_string(), a.to_string())),
+            )
+            .collect(),
+    );
+    crate::system_status::certificate_loaded(identity.source, identity.not_after);
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(ready_ms = format!("{ready_ms:.1}"), "outpost is ready");
     notify::ready(&format!("serving on {}", urls.join(", ")));
 
     let upkeep = tokio::spawn(upkeep(store.clone(), admin_state.clone(), relay.clone()));
+    let analytics = tokio::spawn(crate::analytics::daily::run(store.clone()));
     let sso_refresh = tokio::spawn(crate::auth::sso::refresh::run(
         sso.clone().into_inner(),
         relay.clone(),
@@ -285,6 +298,10 @@ pub async fn serve(config: Config) -> Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
     }
     upkeep.abort();
+    analytics.abort();
+    if let Err(e) = crate::analytics::daily::flush(&store).await {
+        tracing::warn!(error = %e, "cannot write the last analytics counts");
+    }
     sso_refresh.abort();
     reload.abort();
     if let Some(w) = watchdog {
@@ -399,6 +416,7 @@ async fn reload_certificates(
         match loaded {
             Ok(Ok(id)) => match live.replace(&id) {
                 Ok(()) => {
+                    crate::system_status::certificate_loaded(id.source, id.not_after);
                     tracing::info!(reason = why, source = id.source, not_after = ?id.not_after, "TLS certificate reloaded")
                 }
                 Err(e) => {

@@ -28,3 +28,27 @@ pub fn shots(name: &str) -> String {
         env!("CARGO_MANIFEST_DIR")
     )
 }
+
+/// Assert that the audit log holds each `(operation, HTTP status)`: what a walk did in
+/// the console is recorded under the admin API's operation names. Returns the events.
+pub fn assert_audited(admin: &super::Api, expected: &[(&str, u64)]) -> serde_json::Value {
+    let events = admin.get("/audit?limit=1000").ok();
+    let seen: Vec<(&str, u64)> = events["items"]
+        .as_array()
+        .expect("the audit log lists items")
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or(""),
+                e["result"]["http_status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    for (name, status) in expected {
+        assert!(
+            seen.contains(&(name, *status)),
+            "{name} {status} is not in the audit log: {seen:?}"
+        );
+    }
+    events
+}

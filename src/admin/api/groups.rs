@@ -2,6 +2,7 @@
 
 use super::users::{UserPage, list_page};
 use super::{GroupPageQuery, GroupPath, NetworkPath, State};
+use crate::admin::AdminState;
 use crate::admin::api::networks::ConfirmQuery;
 use crate::admin::guard::Audit;
 use crate::admin::response::{JsonBody, created, ok};
@@ -21,14 +22,20 @@ pub struct GroupList {
 #[utoipa::path(get, path = "/networks/{network_id}/security-groups", operation_id = "ListSecurityGroups",
     tag = "security-groups", params(NetworkPath), responses((status = 200, body = GroupList)))]
 pub async fn list(state: State, path: web::Path<NetworkPath>) -> Result<HttpResponse> {
-    let items = state.store.read(|tx| {
-        crate::directory::network::get(tx, &path.network_id)?;
-        group::list(tx, &path.network_id)?
+    let items = list_groups(&state, &path.network_id)?;
+    Ok(ok(&GroupList { items }))
+}
+
+/// A network's groups with their member counts (ListSecurityGroups, for the API and the
+/// console).
+pub fn list_groups(state: &AdminState, network_id: &str) -> Result<Vec<GroupView>> {
+    state.store.read(|tx| {
+        crate::directory::network::get(tx, network_id)?;
+        group::list(tx, network_id)?
             .into_iter()
             .map(|g| group::view(tx, g))
             .collect::<Result<Vec<_>>>()
-    })?;
-    Ok(ok(&GroupList { items }))
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema, Default)]
@@ -54,25 +61,39 @@ pub async fn create(
 ) -> Result<HttpResponse> {
     let b = body.into_inner();
     audit.body(&b);
-    let nid = path.into_inner().network_id;
-    let g = audit
+    let g = create_group(&state, &audit, path.into_inner().network_id, b).await?;
+    Ok(created(&g))
+}
+
+/// Create a group (CreateSecurityGroup, for the API and the console).
+pub async fn create_group(
+    state: &AdminState,
+    audit: &Audit,
+    network_id: String,
+    b: CreateGroup,
+) -> Result<GroupView> {
+    audit
         .write(&state.store, 201, move |tx| {
-            let g = group::create(tx, &nid, b.name.as_deref(), b.settings.as_ref())?;
+            let g = group::create(tx, &network_id, b.name.as_deref(), b.settings.as_ref())?;
             group::view(tx, g)
         })
-        .await?;
-    Ok(created(&g))
+        .await
 }
 
 #[utoipa::path(get, path = "/networks/{network_id}/security-groups/{group_id}",
     operation_id = "GetSecurityGroup", tag = "security-groups", params(GroupPath),
     responses((status = 200, body = GroupView)))]
 pub async fn get(state: State, path: web::Path<GroupPath>) -> Result<HttpResponse> {
-    let g = state.store.read(|tx| {
-        let g = group::get(tx, &path.network_id, &path.group_id)?;
-        group::view(tx, g)
-    })?;
+    let g = get_group(&state, &path.network_id, &path.group_id)?;
     Ok(ok(&g))
+}
+
+/// One group with its member counts (GetSecurityGroup, for the API and the console).
+pub fn get_group(state: &AdminState, network_id: &str, group_id: &str) -> Result<GroupView> {
+    state.store.read(|tx| {
+        let g = group::get(tx, network_id, group_id)?;
+        group::view(tx, g)
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -96,20 +117,31 @@ pub async fn update(
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let p = path.into_inner();
-    let b = body.into_inner();
-    let g = audit
+    let g = update_group(&state, &audit, p.network_id, p.group_id, body.into_inner()).await?;
+    Ok(ok(&g))
+}
+
+/// Rename a group and/or change some of its settings (UpdateSecurityGroup, for the API
+/// and the console): the same validation whichever front asks.
+pub async fn update_group(
+    state: &AdminState,
+    audit: &Audit,
+    network_id: String,
+    group_id: String,
+    b: UpdateGroup,
+) -> Result<GroupView> {
+    audit
         .write(&state.store, 200, move |tx| {
             let g = group::update(
                 tx,
-                &p.network_id,
-                &p.group_id,
+                &network_id,
+                &group_id,
                 b.name.as_deref(),
                 b.settings.as_ref(),
             )?;
             group::view(tx, g)
         })
-        .await?;
-    Ok(ok(&g))
+        .await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -129,17 +161,36 @@ pub async fn delete(
     q: web::Query<ConfirmQuery>,
 ) -> Result<HttpResponse> {
     let p = path.into_inner();
-    let confirm = q.into_inner().confirm;
-    let gid = p.group_id.clone();
+    let r = delete_group(
+        &state,
+        &audit,
+        p.network_id,
+        p.group_id,
+        q.into_inner().confirm,
+    )
+    .await?;
+    Ok(ok(&r))
+}
+
+/// Delete a group once `confirm` is the word `confirm`, moving its members to the
+/// default group (DeleteSecurityGroup, for the API and the console).
+pub async fn delete_group(
+    state: &AdminState,
+    audit: &Audit,
+    network_id: String,
+    group_id: String,
+    confirm: Option<String>,
+) -> Result<GroupDeleted> {
+    let gid = group_id.clone();
     let moved = audit
         .write(&state.store, 200, move |tx| {
-            group::delete(tx, &p.network_id, &p.group_id, confirm.as_deref())
+            group::delete(tx, &network_id, &group_id, confirm.as_deref())
         })
         .await?;
-    Ok(ok(&GroupDeleted {
+    Ok(GroupDeleted {
         group_id: gid,
         moved_members: moved,
-    }))
+    })
 }
 
 #[utoipa::path(get, path = "/networks/{network_id}/security-groups/{group_id}/users",

@@ -3,6 +3,7 @@
 //! result. Types shared by several nouns live here.
 
 pub mod admins;
+pub mod analytics;
 pub mod audit;
 pub mod backup;
 pub mod bots;
@@ -14,6 +15,7 @@ pub mod mail;
 pub mod networks;
 pub mod sessions;
 pub mod sso;
+pub mod status;
 pub mod users;
 
 use super::AdminState;

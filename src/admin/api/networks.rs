@@ -182,9 +182,25 @@ pub async fn update_settings(
     body: JsonBody<Value>,
 ) -> Result<HttpResponse> {
     audit.param("settings", body.0.clone());
-    let id = path.into_inner().network_id;
-    let patch = body.into_inner();
-    let n = audit
+    let n = update_network_settings(
+        &state,
+        &audit,
+        path.into_inner().network_id,
+        body.into_inner(),
+    )
+    .await?;
+    Ok(ok(&n.settings))
+}
+
+/// Apply a partial update to a network's settings (UpdateNetworkSettings, for the API and
+/// the console); data retention is refused here: it has its own action and role.
+pub async fn update_network_settings(
+    state: &AdminState,
+    audit: &Audit,
+    id: String,
+    patch: Value,
+) -> Result<Network> {
+    audit
         .write(&state.store, 200, move |tx| {
             let current = network::get(tx, &id)?;
             if let Some(v) = patch.get("data_retention")
@@ -199,8 +215,7 @@ pub async fn update_settings(
             }
             network::update_settings(tx, &id, &patch)
         })
-        .await?;
-    Ok(ok(&n.settings))
+        .await
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -253,16 +268,22 @@ fn compliance_view(d: Option<crate::directory::device::Device>) -> Option<Compli
 #[utoipa::path(get, path = "/networks/{network_id}/data-retention", operation_id = "GetDataRetention",
     tag = "networks", params(NetworkPath), responses((status = 200, body = DataRetentionState)))]
 pub async fn get_retention(state: State, path: web::Path<NetworkPath>) -> Result<HttpResponse> {
+    Ok(ok(&retention_state(&state, &path.network_id)?))
+}
+
+/// Whether data retention is on and the compliance device (GetDataRetention, for the API
+/// and the console).
+pub fn retention_state(state: &AdminState, id: &str) -> Result<DataRetentionState> {
     let (n, d) = state.store.read(|tx| {
         Ok((
-            network::get(tx, &path.network_id)?,
-            crate::relay::compliance::get(tx, &path.network_id)?,
+            network::get(tx, id)?,
+            crate::relay::compliance::get(tx, id)?,
         ))
     })?;
-    Ok(ok(&DataRetentionState {
+    Ok(DataRetentionState {
         enabled: n.settings.data_retention,
         compliance_device: compliance_view(d),
-    }))
+    })
 }
 
 #[utoipa::path(put, path = "/networks/{network_id}/data-retention", operation_id = "UpdateDataRetention",
@@ -275,8 +296,17 @@ pub async fn update_retention(
     body: JsonBody<DataRetention>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
-    let id = path.into_inner().network_id;
-    let enabled = body.enabled;
+    let r = set_data_retention(&state, &audit, path.into_inner().network_id, body.enabled).await?;
+    Ok(ok(&r))
+}
+
+/// Switch data retention on or off (UpdateDataRetention, for the API and the console).
+pub async fn set_data_retention(
+    state: &AdminState,
+    audit: &Audit,
+    id: String,
+    enabled: bool,
+) -> Result<DataRetentionState> {
     let (n, d) = audit
         .write(&state.store, 200, move |tx| {
             let n = network::update_settings(
@@ -287,10 +317,10 @@ pub async fn update_retention(
             Ok((n, crate::relay::compliance::get(tx, &id)?))
         })
         .await?;
-    Ok(ok(&DataRetentionState {
+    Ok(DataRetentionState {
         enabled: n.settings.data_retention,
         compliance_device: compliance_view(d),
-    }))
+    })
 }
 
 #[utoipa::path(put, path = "/networks/{network_id}/data-retention/compliance-device",
