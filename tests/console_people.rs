@@ -1,13 +1,16 @@
 //! The console's people pages in a real browser (`tests/js/console-people.mjs`):
 //! inviting a user, bulk CSV files (a file with bad rows gets the row-by-row report and
 //! changes nothing; good files invite, suspend and delete), a user's details with
-//! their device, editing (a bad value refused), suspending and unsuspending, a password
+//! their device, editing (a bad value refused), suspending, unsuspending and unlocking, a password
 //! reset link, resetting
 //! devices and deleting (refused with a wrong password), bots (a token shown once),
 //! pending invitations (resend, revoke), the mail outbox, and admin accounts and
 //! their roles — each page under the classification banner, with no outside request,
 //! no console error, no sideways scrolling and a label on every control. The audit
-//! log then holds every action under the API's operation names.
+//! log then holds every action under the API's operation names. With a real SMTP
+//! server (aiosmtpd) the outbox and invitations pages show which mail was sent and
+//! which was refused, and why; an admin of one network and an auditor are refused on
+//! the pages the API refuses them.
 
 mod common;
 
@@ -25,6 +28,23 @@ fn an_owner_manages_people_in_the_console() {
     );
     // Someone registered, with a device, and a few people already in the directory.
     let dev = people::person(&server, &owner, &network, "dev@example.test");
+    // And someone locked out by failed sign-ins.
+    owner.set_group_settings(
+        &network,
+        json!({"security": {"lockout_threshold": 3, "device_reset_threshold": 0}}),
+    );
+    people::person(&server, &owner, &network, "locked@example.test");
+    for _ in 0..3 {
+        let r = server.anon().post(
+            "/api/v1/devices",
+            &json!({
+                "username": "locked@example.test", "password": "not the password",
+                "device": {"name": "test", "platform": "linux", "client_version": "test"},
+                "keys": {"x25519": people::b64(32), "ed25519": people::b64(32)},
+            }),
+        );
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
     owner
         .post_csv(
             &format!("/networks/{network}/users/batch-create"),
@@ -94,6 +114,7 @@ fn an_owner_manages_people_in_the_console() {
             ("UpdateUser", 422),
             ("SuspendUser", 200),
             ("UnsuspendUser", 200),
+            ("UnlockUser", 200),
             ("SendPasswordReset", 200),
             ("ResetDevicesForUser", 200),
             ("DeleteUser", 403),
@@ -265,5 +286,92 @@ fn the_people_pages_refuse_what_the_api_refuses() {
             .iter()
             .any(|e| e["result"]["http_status"] == 403),
         "{events}"
+    );
+}
+
+#[test]
+fn the_outbox_and_invitations_pages_show_how_each_mail_went() {
+    use common::smtp::SmtpSink;
+    let sink = SmtpSink::builder()
+        .reject_rcpt("bounce@example.org")
+        .start();
+    let env = sink.outpost_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::builder().envs(&env).start();
+    let owner = server.owner();
+    let network = owner.first_network();
+    for email in ["gus@example.org", "bounce@example.org"] {
+        owner
+            .post(
+                &format!("/networks/{network}/users"),
+                &json!({"email": email}),
+            )
+            .ok();
+    }
+    sink.wait_for_messages(1, std::time::Duration::from_secs(60));
+    // Until the outbox has given up on the refused address too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mails = owner.get("/mail/outbox").ok();
+        let states: Vec<&str> = mails["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["status"].as_str().unwrap())
+            .collect();
+        if states.contains(&"sent") && states.contains(&"failed") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outbox still says {states:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let console = console_session(&server, "owner", &server.password);
+    let get = |path: &str| {
+        let r = console
+            .get(format!("{}/console{path}", server.url))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r.text().unwrap()
+    };
+    let outbox = get("/mail");
+    let row = |html: &str, who: &str| {
+        html.split("<tr>")
+            .find(|r| r.contains(who))
+            .unwrap_or_else(|| panic!("no row for {who}: {html}"))
+            .to_string()
+    };
+    assert!(
+        row(&outbox, "gus@example.org").contains(">sent<"),
+        "{outbox}"
+    );
+    let bounced = row(&outbox, "bounce@example.org");
+    assert!(
+        bounced.contains(">failed<") && bounced.contains("550"),
+        "{bounced}"
+    );
+    let failed_only = get("/mail?status=failed");
+    assert!(!failed_only.contains("gus@example.org"), "{failed_only}");
+    let other = owner.post("/networks", &json!({"name": "Other"})).ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let none = get(&format!("/mail?network={other}"));
+    assert!(
+        none.contains("No mail matches") && !none.contains("gus@example.org"),
+        "{none}"
+    );
+    assert!(get(&format!("/mail?network={network}")).contains("gus@example.org"));
+    let pending = get(&format!("/networks/{network}/invitations"));
+    assert!(
+        row(&pending, "gus@example.org").contains("sent"),
+        "{pending}"
+    );
+    assert!(
+        row(&pending, "bounce@example.org").contains("failed"),
+        "{pending}"
     );
 }

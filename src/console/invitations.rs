@@ -205,6 +205,8 @@ pub struct MailFilter {
     #[serde(default)]
     status: String,
     #[serde(default)]
+    network: String,
+    #[serde(default)]
     cursor: String,
 }
 
@@ -234,9 +236,17 @@ pub async fn outbox_page(
         let e = Error::bad_request("invalid_cursor", "a cursor is a mail id");
         return refusal(&req, &e);
     }
+    let net = some(&q.network);
+    if net
+        .as_deref()
+        .is_some_and(|n| !crate::directory::validate::is_network_id(n))
+    {
+        let e = Error::bad_request("invalid_query", "network is a network's 8-digit id");
+        return refusal(&req, &e);
+    }
     let found = state.store.read(|tx| {
         Ok((
-            outbox::list(tx, status, None, cursor.as_deref(), PAGE)?,
+            outbox::list(tx, status, net.as_deref(), cursor.as_deref(), PAGE)?,
             network::list(tx)?,
         ))
     });
@@ -264,7 +274,8 @@ pub async fn outbox_page(
         })
         .collect();
     let filter = q.status.trim().to_string();
-    let first = format!("{PREFIX}/mail?status={filter}");
+    let net = net.unwrap_or_default();
+    let first = format!("{PREFIX}/mail?status={filter}&network={net}");
     let next = (mails.len() == PAGE)
         .then(|| mails.last().map(|m| format!("{first}&cursor={}", m.id)))
         .flatten();
@@ -272,6 +283,14 @@ pub async fn outbox_page(
     p.insert("section", "mail")
         .insert("mails", &rows)
         .insert("status", &filter)
+        .insert("network", &net)
+        .insert(
+            "networks",
+            &nets
+                .iter()
+                .map(|n| serde_json::json!({"id": n.id, "name": n.name}))
+                .collect::<Vec<_>>(),
+        )
         .insert("mail_on", &state.mail.is_some())
         .insert("continued", &cursor.is_some())
         .insert("first", &first)

@@ -38,6 +38,22 @@ pub fn maybe_time(t: &Option<DateTime<Utc>>) -> String {
     t.as_ref().map(time).unwrap_or_default()
 }
 
+/// The most a confirmation (flash) shows.
+pub const FLASH_MAX: usize = 300;
+
+/// A confirmation that carries a one-time link: `lead` (naming the person), then
+/// `link` (the sentence with the link). The link always fits in the confirmation; a
+/// long `lead` (a long e-mail address) is shortened instead.
+pub fn with_link(lead: &str, link: &str) -> String {
+    let room = FLASH_MAX.saturating_sub(link.chars().count() + 1);
+    if lead.chars().count() <= room {
+        format!("{lead} {link}")
+    } else {
+        let short: String = lead.chars().take(room.saturating_sub(1)).collect();
+        format!("{short}… {link}")
+    }
+}
+
 /// `s` trimmed, or None when empty.
 pub fn some(s: &str) -> Option<String> {
     let s = s.trim();
@@ -55,5 +71,18 @@ mod tests {
         assert_eq!(problems(&e), vec!["first name: too long".to_string()]);
         assert_eq!(status_of(&e), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(problems(&Error::conflict("x", "y")).is_empty());
+    }
+
+    #[test]
+    fn a_link_always_fits_in_the_confirmation() {
+        let link = format!("Pass on: https://h/invite/oi_{}", "a".repeat(43));
+        assert_eq!(
+            with_link("Invited a@b.", &link),
+            format!("Invited a@b. {link}")
+        );
+        let long = format!("Invited {}@example.test.", "x".repeat(250));
+        let f = with_link(&long, &link);
+        assert_eq!(f.chars().count(), FLASH_MAX);
+        assert!(f.ends_with(&link) && f.starts_with("Invited xxx"), "{f}");
     }
 }

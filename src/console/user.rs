@@ -279,10 +279,12 @@ pub fn invited_flash(inv: &invitations::InvitedUser) -> String {
     let email = &inv.user.username;
     match &inv.invitation {
         Some(i) => match &i.url {
-            Some(url) => format!(
-                "New invitation for {email}; the previous link no longer works. Mail is off: \
-                 give them this link (it works once, until {}): {url}",
-                outcome::time(&i.expires_at)
+            Some(url) => outcome::with_link(
+                &format!("New invitation for {email}; the previous link no longer works."),
+                &format!(
+                    "Mail is off: give them this link (it works once, until {}): {url}",
+                    outcome::time(&i.expires_at)
+                ),
             ),
             None => {
                 format!("New invitation for {email} queued; the previous link no longer works.")
@@ -324,11 +326,12 @@ pub async fn password_reset(
     let done = invitations::send_password_reset(&state, &audit, &caller, copy(&p))
         .await
         .map(|s| match &s.reset.url {
-            Some(url) => format!(
-                "Password reset for {}. Mail is off: give them this link (it works once, \
-                 until {}): {url}",
-                s.user.username,
-                outcome::time(&s.reset.expires_at)
+            Some(url) => outcome::with_link(
+                &format!("Password reset for {}.", s.user.username),
+                &format!(
+                    "Mail is off: give them this link (it works once, until {}): {url}",
+                    outcome::time(&s.reset.expires_at)
+                ),
             ),
             None => format!(
                 "A password reset mail for {} is queued (the link works until {}).",

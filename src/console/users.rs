@@ -101,10 +101,13 @@ pub async fn invite(
             let email = &u.user.username;
             let flash = match &u.invitation {
                 Some(inv) => match &inv.url {
-                    Some(url) => format!(
-                        "Invited {email}. Mail is off: give them this registration link \
-                         (it works once, until {}): {url}",
-                        outcome::time(&inv.expires_at)
+                    Some(url) => outcome::with_link(
+                        &format!("Invited {email}."),
+                        &format!(
+                            "Mail is off: give them this registration link (it works once, \
+                             until {}): {url}",
+                            outcome::time(&inv.expires_at)
+                        ),
                     ),
                     None => format!(
                         "Invited {email}: the invitation mail is queued (the link works \

@@ -153,6 +153,14 @@ try {
   await page.click('form[action$="/devices/reset"] button[type=submit]');
   await expectText('.flash', '1 device was reset', 'reset devices');
 
+  // Unlock someone locked out by failed sign-ins.
+  await page.goto(`${net}/users?status=locked`);
+  await page.click('td a:has-text("locked@example.test")');
+  await expectText('#user-status', 'locked', 'a locked user');
+  await page.click('#unlock');
+  await expectText('.flash', 'locked@example.test is unlocked', 'unlock');
+  await expectText('#user-status', 'active', 'an unlocked user');
+
   // Delete the invited person: refused with a wrong password, done with the right one.
   await page.goto(`${net}/users?search=new.person%40`);
   await page.click('td a:has-text("new.person@example.test")');
@@ -197,10 +205,15 @@ try {
   await page.fill('#bot-username', 'alertbot');
   await page.fill('#bot-display-name', 'Alerts');
   await page.click('#bot-form button[type=submit]');
-  if (!(await text('#token')).startsWith('ob_')) fail(`no token shown for the new bot: ${await text('#token')}`);
+  const firstToken = await text('#token');
+  if (!firstToken.startsWith('ob_')) fail(`no token shown for the new bot: ${firstToken}`);
   await check('bot-created');
-  await page.reload();
-  if (await page.locator('#token').count()) fail('the bot token is shown twice');
+  // A new token replaces it (asked once more), shown once too.
+  await page.click('button[aria-label="New API token for alertbot"]');
+  const secondToken = await text('#token');
+  if (!secondToken.startsWith('ob_') || secondToken === firstToken) fail(`no new token: ${secondToken}`);
+  await page.goto(`${net}/bots`);
+  if (await page.locator('#token').count()) fail('the bot token is shown again on a later visit');
   await page.click('button[aria-label="Suspend alertbot"]');
   await expectText('.flash', 'Saved alertbot', 'suspend a bot');
   await expectText('table.list tbody tr', 'suspended', 'a suspended bot');
