@@ -14,5 +14,7 @@
 //!
 //! Modules: [`record`] (the journal line), [`sink`] (where finished files go).
 
+pub mod ediscovery;
 pub mod record;
+pub mod seal;
 pub mod sink;
