@@ -12,6 +12,7 @@ pub mod client;
 mod local;
 pub mod messaging;
 pub mod output;
+pub mod retention;
 pub mod retention_export;
 
 use crate::config::Config;
@@ -82,15 +83,8 @@ pub enum Command {
     Admin(admin::AdminArgs),
     /// The messaging client: log a device in, send and receive encrypted messages.
     Client(messaging::ClientArgs),
-    /// Data retention: eDiscovery exports of the journal.
-    #[command(subcommand)]
-    Retention(RetentionCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum RetentionCommand {
-    /// Export the journal of a time range as jsonl, csv, eml or rsmf (eDiscovery).
-    Export(retention_export::ExportArgs),
+    /// Data retention: enable, disable, status (through the admin API).
+    Retention(retention::RetentionArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,7 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         },
         Command::Admin(args) => runtime()?.block_on(admin::run(args)),
         Command::Client(args) => runtime()?.block_on(messaging::run(args)),
-        Command::Retention(RetentionCommand::Export(args)) => retention_export::export(&args),
+        Command::Retention(args) => runtime()?.block_on(retention::run(args)),
     }
 }
 

@@ -31,9 +31,6 @@ pub struct ExportArgs {
     /// For --format eml: one message per file, or one transcript per conversation and day.
     #[arg(long, value_enum, default_value = "message")]
     pub eml_per: EmlGrouping,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
     pub local: Local,
 }
@@ -41,11 +38,11 @@ pub struct ExportArgs {
 /// The retention folder when `--dir` is not given.
 fn default_folder(local: &Local) -> anyhow::Result<PathBuf> {
     let c = local.load()?;
-    Ok(crate::retention::ediscovery::configured_folder(&c))
+    Ok(c.retention.folder(&c.data_dir))
 }
 
 /// Run the export; progress goes to standard error, the summary to standard output.
-pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
+pub fn export(args: &ExportArgs, json: bool) -> anyhow::Result<i32> {
     let folder = match &args.dir {
         Some(d) => d.clone(),
         None => default_folder(&args.local)?,
@@ -79,7 +76,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
     };
     match ediscovery::run(&req, &mut progress) {
         Ok(s) => {
-            if args.json {
+            if json {
                 println!("{}", serde_json::to_string(&s)?);
             } else {
                 println!(

@@ -47,6 +47,7 @@ pub struct Config {
     pub calling: CallingConfig,
     pub mail: MailConfig,
     pub sso: SsoOptions,
+    pub retention: crate::retention::config::RetentionConfig,
 }
 
 /// Single sign-on (each network's identity provider is configured through the admin API;
@@ -316,6 +317,7 @@ impl Default for Config {
             calling: CallingConfig::default(),
             mail: MailConfig::default(),
             sso: SsoOptions::default(),
+            retention: Default::default(),
         }
     }
 }
@@ -622,6 +624,9 @@ impl Config {
         }
         if self.log.level.trim().is_empty() {
             return bad("log.level", "must not be empty");
+        }
+        if let Err((key, msg)) = self.retention.validate() {
+            return bad(key, msg);
         }
         Ok(())
     }

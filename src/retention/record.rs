@@ -104,6 +104,9 @@ pub struct Record {
     pub msgtype: u32,
     /// The sending user (for events, the user who made the change).
     pub sender: String,
+    /// The network of the compliance member that received it (outpost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     /// The sending device (outpost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_device: Option<String>,
@@ -194,6 +197,7 @@ impl Record {
             msg_ts: msg_ts(server_time_ms),
             msgtype,
             sender: sender.to_string(),
+            network: None,
             sender_device: None,
             sender_type: "normal".into(),
             receiver: None,

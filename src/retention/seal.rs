@@ -6,7 +6,7 @@
 //! the archive opens with the `age` tool and the site's identity file and nothing else:
 //! `age -d -i site.key receivedMessages-….jsonl.age`. Encryption streams through a
 //! fixed-size buffer (files of any size, never held in memory), and the sealed file is
-//! written beside the original as `<file>.age.part`, flushed to disk, then renamed, so a
+//! written beside the original as `.<file>.age.part`, flushed to disk, then renamed, so a
 //! crash never leaves a half-written `.age`. [`Sealer::seal_file`] reports the SHA-256 and
 //! size of what it wrote: the manifest covers the file that is actually kept or uploaded.
 //!
@@ -80,6 +80,16 @@ pub fn sealed_name(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(SEALED_SUFFIX);
     PathBuf::from(s)
+}
+
+/// The temporary name a file is written under before it is renamed into place:
+/// `.<name>.part` beside it (hidden, so no listing of finished files picks it up).
+pub fn part_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.part"))
 }
 
 /// Whether `path` names a sealed file.
@@ -165,14 +175,12 @@ impl Sealer {
         Ok(total)
     }
 
-    /// Seal `path` into `<path>.age` (written as `.age.part`, fsynced, renamed, folder
+    /// Seal `path` into `<path>.age` (written as `.<name>.age.part`, fsynced, renamed, folder
     /// fsynced). The plain file is left in place: the caller removes it once the sealed
     /// file and its manifest are durable.
     pub fn seal_file(&self, path: &Path) -> Result<Sealed, SealError> {
         let target = sealed_name(path);
-        let mut part = target.as_os_str().to_os_string();
-        part.push(".part");
-        let part = PathBuf::from(part);
+        let part = part_name(&target);
         let err = |source: io::Error| SealError::Write {
             path: path.to_path_buf(),
             source,

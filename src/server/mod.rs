@@ -99,6 +99,15 @@ pub async fn serve(config: Config) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("{}", e.message))?,
     );
     let relay_data = web::Data::new(relay.clone());
+    let retention = crate::retention::Retention::new(
+        store.clone(),
+        relay.clone(),
+        config.retention.clone(),
+        &config.data_dir,
+        &config.hostnames[0],
+    );
+    retention.set_pipeline(crate::retention::sink::setup::pipeline(&config.retention)?);
+    let retention_data = web::Data::new(retention.clone());
     let client_api = web::Data::new(crate::api::ClientApi {
         relay: relay.clone(),
         limiter: LoginLimiter::new(config.relay.login_attempts_per_minute),
@@ -118,6 +127,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let json_limit = config.http.max_json_bytes;
     let metrics_on = config.metrics.enabled;
     let co = console.clone();
+    let rt = retention_data.clone();
     let (hs, ad, rd, ca, pg, so) = (
         health.clone(),
         admin_state.clone(),
@@ -135,6 +145,7 @@ pub async fn serve(config: Config) -> Result<()> {
             .app_data(pg.clone())
             .app_data(so.clone())
             .app_data(co.clone())
+            .app_data(rt.clone())
             .wrap(middleware::from_fn(crate::metrics::track))
             .wrap(
                 SECURITY_HEADERS
@@ -245,6 +256,7 @@ pub async fn serve(config: Config) -> Result<()> {
     notify::ready(&format!("serving on {}", urls.join(", ")));
 
     let upkeep = tokio::spawn(upkeep(store.clone(), admin_state.clone(), relay.clone()));
+    let exporter = retention.start();
     let sso_refresh = tokio::spawn(crate::auth::sso::refresh::run(
         sso.clone().into_inner(),
         relay.clone(),
@@ -285,6 +297,7 @@ pub async fn serve(config: Config) -> Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
     }
     upkeep.abort();
+    exporter.abort();
     sso_refresh.abort();
     reload.abort();
     if let Some(w) = watchdog {
@@ -294,6 +307,8 @@ pub async fn serve(config: Config) -> Result<()> {
     drop(sso);
     drop(health);
     drop(client_api);
+    drop(retention_data);
+    drop(retention);
     drop(relay_data);
     drop(relay);
     store.close();

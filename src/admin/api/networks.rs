@@ -218,6 +218,11 @@ pub struct DataRetentionState {
     /// The compliance device every envelope must be sealed to while retention is on
     /// (set with PutComplianceDevice); null until published.
     pub compliance_device: Option<ComplianceDevice>,
+    /// The appliance's retention exporter (GetDataRetention only): its state and
+    /// recent events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub exporter: Option<Value>,
 }
 
 /// The public keys of a network's compliance device.
@@ -252,16 +257,26 @@ fn compliance_view(d: Option<crate::directory::device::Device>) -> Option<Compli
 
 #[utoipa::path(get, path = "/networks/{network_id}/data-retention", operation_id = "GetDataRetention",
     tag = "networks", params(NetworkPath), responses((status = 200, body = DataRetentionState)))]
-pub async fn get_retention(state: State, path: web::Path<NetworkPath>) -> Result<HttpResponse> {
+pub async fn get_retention(
+    state: State,
+    retention: web::Data<std::sync::Arc<crate::retention::Retention>>,
+    path: web::Path<NetworkPath>,
+) -> Result<HttpResponse> {
     let (n, d) = state.store.read(|tx| {
         Ok((
             network::get(tx, &path.network_id)?,
             crate::relay::compliance::get(tx, &path.network_id)?,
         ))
     })?;
+    let (status, events) = retention.status();
     Ok(ok(&DataRetentionState {
         enabled: n.settings.data_retention,
         compliance_device: compliance_view(d),
+        exporter: Some(serde_json::json!({
+            "status": status,
+            "key": status.networks.get(&n.id),
+            "events": events,
+        })),
     }))
 }
 
@@ -271,25 +286,32 @@ pub async fn get_retention(state: State, path: web::Path<NetworkPath>) -> Result
 pub async fn update_retention(
     state: State,
     audit: Audit,
+    retention: web::Data<std::sync::Arc<crate::retention::Retention>>,
     path: web::Path<NetworkPath>,
     body: JsonBody<DataRetention>,
 ) -> Result<HttpResponse> {
     audit.body(&*body);
     let id = path.into_inner().network_id;
     let enabled = body.enabled;
-    let (n, d) = audit
-        .write(&state.store, 200, move |tx| {
-            let n = network::update_settings(
-                tx,
-                &id,
-                &serde_json::json!({ "data_retention": enabled }),
-            )?;
-            Ok((n, crate::relay::compliance::get(tx, &id)?))
+    // Enabling creates (or reuses) the compliance key pair sealed with the retention
+    // passphrase and publishes the compliance device; disabling keeps everything.
+    let sealed = if enabled {
+        Some(retention.prepare_enable(&id).await?)
+    } else {
+        None
+    };
+    let net = id.clone();
+    let (on, d) = audit
+        .write(&state.store, 200, move |tx| match &sealed {
+            Some(s) => crate::retention::Retention::apply_enable(tx, &net, s.as_ref()),
+            None => crate::retention::Retention::apply_disable(tx, &net),
         })
         .await?;
+    retention.changed(&id, on);
     Ok(ok(&DataRetentionState {
-        enabled: n.settings.data_retention,
+        enabled: on,
         compliance_device: compliance_view(d),
+        exporter: None,
     }))
 }
 

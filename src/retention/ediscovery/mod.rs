@@ -192,11 +192,6 @@ pub fn run(
     })
 }
 
-/// The retention folder of a configuration.
-pub fn configured_folder(config: &crate::config::Config) -> PathBuf {
-    config.data_dir.join("retention")
-}
-
 /// A record's server time.
 pub fn record_time(r: &Record) -> DateTime<Utc> {
     let ms = parse_msg_ts(&r.msg_ts).unwrap_or(0);

@@ -129,9 +129,7 @@ fn described(like: &Finished, path: &Path, kind: FileKind) -> anyhow::Result<Fin
 
 fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
-    let mut tmp = path.as_os_str().to_os_string();
-    tmp.push(".part");
-    let tmp = std::path::PathBuf::from(tmp);
+    let tmp = crate::retention::seal::part_name(path);
     let mut f =
         std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(bytes)

@@ -18,6 +18,7 @@
 pub mod age;
 pub mod local;
 pub mod s3;
+pub mod setup;
 
 use anyhow::Result;
 use std::future::Future;

@@ -87,18 +87,16 @@ impl S3Config {
 
     /// Rules serde cannot express; `rotation_minutes` is `[retention] rotation_minutes`.
     /// Returns the offending key and the sentence for the person.
-    pub fn validate(&self, rotation_minutes: f64) -> Result<(), (String, String)> {
+    pub fn validate(&self, rotation_minutes: f64) -> Result<(), (&'static str, &'static str)> {
         if !self.enabled() {
             return Ok(());
         }
-        let bad = |k: &str, m: &str| Err((format!("retention.s3.{k}"), m.to_string()));
         if rotation_minutes <= 0.0 {
             return Err((
-                "retention.rotation_minutes".into(),
-                "must be set (greater than 0) when retention.s3.bucket is set: \
-                 journal files are uploaded when they rotate, so without rotation by time \
-                 they would never reach the bucket"
-                    .into(),
+                "retention.rotation_minutes",
+                "must be set (greater than 0) when retention.s3.bucket is set: journal \
+                 files are uploaded when they rotate, so without rotation by time they \
+                 would never reach the bucket",
             ));
         }
         let b = self.bucket.trim();
@@ -107,29 +105,32 @@ impl S3Config {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'))
         {
-            return bad(
-                "bucket",
+            return Err((
+                "retention.s3.bucket",
                 "must be 3 to 63 characters: lower-case letters, digits, '.' and '-'",
-            );
+            ));
         }
         let e = self.endpoint.trim();
         if !(e.is_empty() || e.starts_with("https://") || e.starts_with("http://")) {
-            return bad(
-                "endpoint",
+            return Err((
+                "retention.s3.endpoint",
                 "must be a URL starting with https:// (or http:// on a trusted network)",
-            );
+            ));
         }
         if self.region.trim().is_empty() {
-            return bad("region", "must not be empty (e.g. \"us-east-1\")");
+            return Err((
+                "retention.s3.region",
+                "must not be empty (e.g. \"us-east-1\")",
+            ));
         }
         if self.access_key_id.trim().is_empty() {
-            return bad(
-                "access_key_id",
+            return Err((
+                "retention.s3.access_key_id",
                 "must be set when retention.s3.bucket is set",
-            );
+            ));
         }
         if self.timeout_secs == 0 || self.timeout_secs > 3600 {
-            return bad("timeout_secs", "must be between 1 and 3600");
+            return Err(("retention.s3.timeout_secs", "must be between 1 and 3600"));
         }
         Ok(())
     }
