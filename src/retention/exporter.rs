@@ -524,7 +524,9 @@ impl Worker {
         if !j.due() {
             return;
         }
-        match j.rotate() {
+        let rotated = j.rotate();
+        drop(j);
+        match rotated {
             Ok(done) => {
                 if let Some(f) = done.first() {
                     tracing::info!(file = %f.relative, bytes = f.size, "retention: rotated the journal file");
@@ -532,7 +534,6 @@ impl Worker {
                 self.pending.extend(done);
             }
             Err(e) => {
-                drop(j);
                 self.pause("write_failed", format!("cannot rotate the journal: {e}"));
             }
         }
