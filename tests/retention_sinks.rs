@@ -713,3 +713,279 @@ fn bad_ranges_get_a_code_and_a_sentence() {
     assert_eq!(code, 1);
     assert!(stderr.contains("[no_journal]"), "{stderr}");
 }
+
+// ---- End to end: a running appliance, the exporter, age and the bucket ------------
+
+mod e2e {
+    use super::*;
+    use common::people::USER_PASSWORD;
+    use common::{Api, Server};
+    use outpost::client::Transport;
+    use outpost::client::session::{LoginRequest, Session, login};
+    use std::time::{Duration, Instant};
+
+    const PASS: &str = "retention sinks passphrase 1";
+    const WAIT: Duration = Duration::from_secs(90);
+
+    pub struct Appliance {
+        pub server: Server,
+        pub owner: Api,
+        pub net: String,
+        pub data: tempfile::TempDir,
+        pub profiles: tempfile::TempDir,
+    }
+
+    impl Appliance {
+        pub fn start(env: &[(&str, String)]) -> Appliance {
+            let data = tempfile::tempdir().unwrap();
+            let mut all: Vec<(&str, &str)> = vec![
+                ("OUTPOST_RETENTION_PASSPHRASE", PASS),
+                ("OUTPOST_RETENTION_RETRY_MAX_SECS", "1"),
+            ];
+            all.extend(env.iter().map(|(k, v)| (*k, v.as_str())));
+            let server = Server::builder().dir(data.path()).envs(&all).start();
+            let owner = server.owner();
+            let net = owner.first_network();
+            Appliance {
+                server,
+                owner,
+                net,
+                data,
+                profiles: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        pub fn folder(&self) -> PathBuf {
+            self.data.path().join("retention")
+        }
+
+        pub fn enable(&self) {
+            let st = self
+                .owner
+                .put(
+                    &format!("/networks/{}/data-retention", self.net),
+                    &json!({"enabled": true}),
+                )
+                .ok();
+            assert_eq!(st["enabled"], true, "{st}");
+        }
+
+        pub fn state(&self) -> Value {
+            self.owner
+                .get(&format!("/networks/{}/data-retention", self.net))
+                .ok()
+        }
+
+        pub fn user(&self, email: &str) {
+            self.owner
+                .post(
+                    &format!("/networks/{}/users", self.net),
+                    &json!({"email": email, "first_name": email.split('@').next().unwrap(),
+                            "password": USER_PASSWORD}),
+                )
+                .ok();
+        }
+
+        pub async fn device(&self, username: &str) -> Session {
+            let req = LoginRequest {
+                url: self.server.url.clone(),
+                ca_cert: Some(self.server.ca.clone()),
+                insecure: false,
+                quic_addr: None,
+                network_id: None,
+                username: username.into(),
+                password: USER_PASSWORD.into(),
+                device_name: "test".into(),
+            };
+            let out = login(&req).await.unwrap();
+            let path = self
+                .profiles
+                .path()
+                .join(format!("{}.json", username.replace('@', "_")));
+            out.profile.save(&path).unwrap();
+            let mut s = Session::open(&path).unwrap();
+            s.connect(Transport::WebSocket, |_| Ok(true)).await.unwrap();
+            s
+        }
+    }
+
+    pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Every journal record in the bucket (sealed journal objects decrypted with the
+    /// `age` tool), and the attachment objects decrypted, by key.
+    pub fn bucket_contents(
+        s3: &S3Server,
+        key: &Path,
+        scratch: &Path,
+    ) -> (Vec<Value>, Vec<(String, Vec<u8>)>) {
+        let mut records = Vec::new();
+        let mut files = Vec::new();
+        for (k, _) in s3.list(BUCKET) {
+            if !k.ends_with(".age") {
+                continue;
+            }
+            let tmp = scratch.join("object.age");
+            std::fs::write(&tmp, s3.get(BUCKET, &k)).unwrap();
+            let plain = age_decrypt(key, &tmp);
+            if k.contains("/messages/") {
+                for line in String::from_utf8(plain).unwrap().lines() {
+                    records.push(serde_json::from_str(line).unwrap());
+                }
+            } else {
+                files.push((k, plain));
+            }
+        }
+        (records, files)
+    }
+
+    pub fn count(records: &[Value], id: &str) -> usize {
+        records.iter().filter(|r| r["message_id"] == id).count()
+    }
+}
+
+#[test]
+fn through_the_appliance_every_message_reaches_the_bucket_sealed_once_even_across_an_outage() {
+    use e2e::*;
+    let mut s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let keys = tempfile::tempdir().unwrap();
+    let (key, recipient) = site_key(keys.path());
+    let app = Appliance::start(&[
+        ("OUTPOST_RETENTION_ROTATION_MINUTES", "0.02".into()),
+        ("OUTPOST_RETENTION_AGE_RECIPIENTS", recipient),
+        ("OUTPOST_RETENTION_S3_BUCKET", BUCKET.into()),
+        ("OUTPOST_RETENTION_S3_ENDPOINT", s3.endpoint()),
+        ("OUTPOST_RETENTION_S3_PREFIX", "site-1".into()),
+        ("OUTPOST_RETENTION_S3_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("OUTPOST_RETENTION_S3_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("OUTPOST_RETENTION_S3_TIMEOUT_SECS", "5".into()),
+    ]);
+    app.enable();
+    app.user("alice@example.test");
+    app.user("bob@example.test");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let src = app.profiles.path().join("minutes.pdf");
+    std::fs::write(&src, &data).unwrap();
+    let rt = runtime();
+    let mut alice = rt.block_on(async {
+        let alice = app.device("alice@example.test").await;
+        let _bob = app.device("bob@example.test").await;
+        alice
+    });
+    let conv = rt
+        .block_on(alice.direct_with("bob@example.test"))
+        .unwrap()
+        .id;
+    let mut first = Vec::new();
+    rt.block_on(async {
+        for i in 0..3 {
+            let t = alice
+                .send_text(&conv, &format!("retained {i}"))
+                .await
+                .unwrap();
+            first.push(t.client_msg_id);
+        }
+        let (f, _) = alice
+            .send_file(
+                &conv,
+                &src,
+                Some("the minutes"),
+                Default::default(),
+                &mut |_, _| {},
+            )
+            .await
+            .unwrap();
+        first.push(f.client_msg_id);
+    });
+
+    // Rotated by time, sealed, uploaded: the bucket holds every message, decrypted by
+    // the age tool, and the attachment.
+    let scratch = tempfile::tempdir().unwrap();
+    wait_until("the first messages in the bucket", || {
+        let (records, files) = bucket_contents(&s3, &key, scratch.path());
+        first.iter().all(|id| count(&records, id) == 1) && files.iter().any(|(_, b)| *b == data)
+    });
+    let keys_now: Vec<String> = s3.list(BUCKET).into_iter().map(|(k, _)| k).collect();
+    assert!(
+        keys_now
+            .iter()
+            .all(|k| k.starts_with("site-1/messages/") || k.starts_with("site-1/attachments/")),
+        "{keys_now:?}"
+    );
+    assert!(
+        keys_now
+            .iter()
+            .all(|k| k.ends_with(".age") || k.ends_with(".age.sha256")),
+        "only sealed files leave the appliance: {keys_now:?}"
+    );
+    // The local copies of uploaded files are gone.
+    wait_until("the attachment to leave the folder", || {
+        walk(&app.folder().join("attachments")).is_empty()
+    });
+
+    // The bucket goes down: the relay keeps accepting, the exporter pauses with the
+    // reference's critical event and counts S3_Post_Errors; nothing is lost.
+    s3.stop();
+    let mut second = Vec::new();
+    rt.block_on(async {
+        for i in 0..5 {
+            let t = alice
+                .send_text(&conv, &format!("during the outage {i}"))
+                .await
+                .unwrap();
+            second.push(t.client_msg_id);
+        }
+    });
+    wait_until("the critical event of the failed upload", || {
+        let st = app.state();
+        st["exporter"]["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| {
+                e["severity"] == "critical"
+                    && e["message"].as_str().is_some_and(|m| {
+                        m.contains("Failed to put file") && m.contains("on S3 bucket. Error: ")
+                    })
+            })
+    });
+    let st = app.state();
+    assert!(st["exporter"]["status"]["paused"].is_string(), "{st}");
+    let metrics = app.server.anon().get("/metrics").text;
+    let errors: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("outpost_retention_s3_post_errors_total "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(errors >= 1.0, "S3_Post_Errors: {metrics}");
+    // What is waiting is still on the appliance, sealed.
+    let local: Vec<PathBuf> = walk(&app.folder().join("messages"));
+    assert!(
+        local
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".jsonl.age")),
+        "{local:?}"
+    );
+
+    // Back up (moto restarts empty): everything from the outage arrives, once.
+    s3.restart();
+    s3.create_bucket(BUCKET);
+    wait_until("the outage's messages in the bucket", || {
+        let (records, _) = bucket_contents(&s3, &key, scratch.path());
+        second.iter().all(|id| count(&records, id) >= 1)
+    });
+    let (records, _) = bucket_contents(&s3, &key, scratch.path());
+    for id in &second {
+        assert_eq!(count(&records, id), 1, "{id} exactly once");
+    }
+    wait_until("the exporter to resume", || {
+        app.state()["exporter"]["status"]["paused"].is_null()
+    });
+}
