@@ -146,6 +146,19 @@ impl Sealer {
         (!recipients.is_empty()).then_some(Sealer { recipients })
     }
 
+    /// A sealer to a fresh X25519 key, and that key's identity (`AGE-SECRET-KEY-1…`):
+    /// for benchmarks (bench/retention measures the pipeline with and without the age
+    /// step: `Pipeline::push(Arc::new(AgeSink::new(sealer)))`, or time
+    /// [`Sealer::seal_file`] on the rotated files) and tests.
+    pub fn ephemeral() -> (Sealer, String) {
+        use age::secrecy::ExposeSecret;
+        let id = age::x25519::Identity::generate();
+        let sealer = Sealer {
+            recipients: vec![id.to_public()],
+        };
+        (sealer, id.to_string().expose_secret().to_string())
+    }
+
     /// How many recipients each file is sealed to.
     pub fn recipient_count(&self) -> usize {
         self.recipients.len()
@@ -332,6 +345,25 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, body);
+    }
+
+    #[test]
+    fn an_ephemeral_sealer_seals_to_its_identity() {
+        let (sealer, identity) = Sealer::ephemeral();
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        fs::write(&key, format!("{identity}\n")).unwrap();
+        let f = dir.path().join("a");
+        fs::write(&f, b"abc").unwrap();
+        let sealed = sealer.seal_file(&f).unwrap();
+        let mut back = Vec::new();
+        Opener::from_identity_file(&key)
+            .unwrap()
+            .open(&sealed.path)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, b"abc");
     }
 
     #[test]
