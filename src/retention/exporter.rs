@@ -456,14 +456,20 @@ impl Worker {
     /// One batch of one device: true if there was work.
     async fn round(&mut self, opened: &Arc<Opened>) -> Result<bool, ()> {
         let r = self.r.clone();
-        let page = match mailbox::page(
-            &r.store,
-            &r.relay.index,
-            &opened.device_id,
-            0,
-            r.config.batch,
-            crate::relay::now_ms(),
-        ) {
+        let (r2, dev) = (r.clone(), opened.device_id.clone());
+        let page = tokio::task::spawn_blocking(move || {
+            mailbox::page(
+                &r2.store,
+                &r2.relay.index,
+                &dev,
+                0,
+                r2.config.batch,
+                crate::relay::now_ms(),
+            )
+        })
+        .await
+        .unwrap_or_else(|e| Err(crate::error::Error::internal(e.to_string())));
+        let page = match page {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "retention: reading the compliance mailbox failed");
@@ -480,6 +486,7 @@ impl Worker {
             .filter(|w| !self.seen.contains(&w.seq))
             .collect();
         let count = fresh.len() as u64;
+        let fresh_seqs: Vec<u64> = fresh.iter().map(|w| w.seq).collect();
         if count > 0 {
             let prepared = self.prepare(fresh);
             let (rc, j, o) = (r.clone(), self.journal.clone(), opened.clone());
@@ -506,6 +513,7 @@ impl Worker {
         if let Err(e) = r.relay.ack(&opened.device_id, up_to).await {
             tracing::warn!(error = %e, "retention: acknowledging journalled entries failed; they are skipped when they come again");
             // They are journalled: remember them so they are not written twice.
+            self.seen.extend(fresh_seqs);
             return Err(());
         }
         if count < total {
