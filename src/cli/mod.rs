@@ -13,6 +13,7 @@ mod local;
 pub mod messaging;
 pub mod output;
 pub mod retention;
+pub mod retention_export;
 
 use crate::config::Config;
 use clap::{Args, Parser, Subcommand};

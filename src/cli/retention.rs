@@ -38,6 +38,9 @@ pub enum RetentionCommand {
         #[arg(long)]
         network: Option<String>,
     },
+    /// Export the journal of a time range as jsonl, csv, eml or rsmf (eDiscovery), from
+    /// the retention folder on this machine.
+    Export(super::retention_export::ExportArgs),
 }
 
 async fn network_of(c: &Client, n: Option<String>) -> Result<String> {
@@ -96,8 +99,12 @@ fn print_state(v: &Value, json_out: bool) {
 }
 
 pub async fn run(args: RetentionArgs) -> Result<i32> {
+    if let RetentionCommand::Export(e) = &args.command {
+        return super::retention_export::export(e, args.json);
+    }
     let c = Client::new(&args.conn)?;
     let (net, body) = match args.command {
+        RetentionCommand::Export(_) => unreachable!("handled above"),
         RetentionCommand::Enable { network } => (network_of(&c, network).await?, Some(true)),
         RetentionCommand::Disable { network } => (network_of(&c, network).await?, Some(false)),
         RetentionCommand::Status { network } => (network_of(&c, network).await?, None),

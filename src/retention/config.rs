@@ -35,6 +35,13 @@ pub struct RetentionConfig {
     pub retry_max_secs: u64,
     /// POST every retention event as JSON to this URL; empty = no webhook.
     pub webhook_url: String,
+    /// Seal every finished file to these age recipients (`age1…`) before it is kept or
+    /// uploaded (`crate::retention::seal`); empty (and no file) = kept in the clear.
+    pub age_recipients: Vec<String>,
+    /// A file of further age recipients (one per line, `#` comments); empty = none.
+    pub age_recipients_file: PathBuf,
+    /// `[retention.s3]`: the bucket finished files are uploaded to.
+    pub s3: crate::retention::sink::s3::S3Config,
 }
 
 impl Default for RetentionConfig {
@@ -49,6 +56,9 @@ impl Default for RetentionConfig {
             batch: 4096,
             retry_max_secs: 60,
             webhook_url: String::new(),
+            age_recipients: Vec::new(),
+            age_recipients_file: PathBuf::new(),
+            s3: Default::default(),
         }
     }
 }
@@ -94,6 +104,17 @@ impl RetentionConfig {
                 "must be an http:// or https:// URL, or empty",
             ));
         }
+        if self
+            .age_recipients
+            .iter()
+            .any(|r| r.trim().parse::<age::x25519::Recipient>().is_err())
+        {
+            return Err((
+                "retention.age_recipients",
+                "each entry must be an age X25519 recipient (age1…), as `age-keygen -y` prints",
+            ));
+        }
+        self.s3.validate(self.rotation_minutes)?;
         Ok(())
     }
 

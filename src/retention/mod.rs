@@ -17,12 +17,14 @@
 //! ([`events`]) and counters ([`metrics`]) follow the reference's names.
 
 pub mod config;
+pub mod ediscovery;
 pub mod events;
 pub mod exporter;
 pub mod journal;
 pub mod keys;
 pub mod metrics;
 pub mod record;
+pub mod seal;
 pub mod sink;
 
 use crate::config::Secret;

@@ -106,6 +106,7 @@ pub async fn serve(config: Config) -> Result<()> {
         &config.data_dir,
         &config.hostnames[0],
     );
+    retention.set_pipeline(crate::retention::sink::setup::pipeline(&config.retention)?);
     let retention_data = web::Data::new(retention.clone());
     let client_api = web::Data::new(crate::api::ClientApi {
         relay: relay.clone(),

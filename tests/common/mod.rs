@@ -11,6 +11,7 @@ pub mod calling;
 pub mod oidc;
 pub mod pages;
 pub mod people;
+pub mod s3;
 pub mod smtp;
 pub mod stream;
 

@@ -15,7 +15,10 @@
 //! ([`finished_files`]) to the pipeline again, so a crash between rotation and delivery
 //! loses nothing.
 
+pub mod age;
 pub mod local;
+pub mod s3;
+pub mod setup;
 
 use anyhow::Result;
 use std::future::Future;
