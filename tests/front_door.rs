@@ -307,7 +307,11 @@ fn stopping_closes_device_streams_at_once_on_both_carriers() {
     assert!(status.success(), "{}", s.lines.text());
     // The harness gives the HTTP server 5 s (http.shutdown_timeout_secs) to finish;
     // open device streams no longer hold it that long.
-    assert!(took < Duration::from_secs(4), "stopping took {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "stopping took {took:?}\n{}",
+        s.lines.text()
+    );
     assert!(first.closes_within(Duration::from_secs(1)));
     rt.block_on(closes(&mut later));
     assert!(s.lines.text().contains("stopped cleanly"));

@@ -332,7 +332,7 @@ fn every_kind_of_message_and_a_file_end_up_decrypted_in_the_journal() {
 
 #[test]
 fn a_wrong_passphrase_stops_the_exporter_not_the_relay() {
-    let mut w = world(&[]);
+    let mut w = world(&[("OUTPOST_RELAY_PURGE_INTERVAL_SECS", "1")]);
     w.enable();
     w.user("alice@example.test");
     w.user("bob@example.test");
@@ -357,6 +357,19 @@ fn a_wrong_passphrase_stops_the_exporter_not_the_relay() {
                     .client_msg_id,
             );
         }
+        // One that expires long before the exporter can journal it: retention keeps it.
+        let content = serde_json::to_vec(&json!({"text": "expires in a second"})).unwrap();
+        let short = EnvelopeOptions {
+            ttl_secs: Some(1),
+            ..EnvelopeOptions::default()
+        };
+        ids.push(
+            alice
+                .send_content(&conv, Kind::Text, &content, short)
+                .await
+                .unwrap()
+                .client_msg_id,
+        );
         ids
     });
     wait_until("the critical event", || {
@@ -383,7 +396,10 @@ fn a_wrong_passphrase_stops_the_exporter_not_the_relay() {
         w.server.lines.text().contains("passphrase_wrong"),
         "the event is logged"
     );
-    // With the right passphrase the waiting messages are journalled.
+    // Past its expiry and several purges, the short-lived message still waits for the
+    // compliance member.
+    std::thread::sleep(Duration::from_secs(3));
+    // With the right passphrase the waiting messages are journalled, the expired one too.
     let mut env = w.env.clone();
     env.retain(|(k, _)| k != "OUTPOST_RETENTION_PASSPHRASE");
     env.push(("OUTPOST_RETENTION_PASSPHRASE".into(), PASS.into()));

@@ -16,6 +16,15 @@ use redb::WriteTransaction;
 /// The user id compliance devices carry: no person has it.
 pub const USER_ID: &str = "compliance";
 
+/// Whether `device_id` is a compliance device (their ids are made by [`publish`]).
+/// Their mailbox entries outlive the envelopes' expiry: a message is retained even
+/// when it expires before the exporter journals it.
+pub fn is_device(device_id: &str) -> bool {
+    device_id.starts_with(DEVICE_ID_PREFIX)
+}
+
+const DEVICE_ID_PREFIX: &str = "compliance-";
+
 const COMPLIANCE: Table<Device> = Table::new(schema::COMPLIANCE_DEVICES);
 
 /// The network's compliance device, if published.
@@ -38,7 +47,7 @@ pub fn publish(
     }
     check_public_keys(x25519, ed25519)?;
     let d = Device {
-        id: format!("compliance-{}", uuid::Uuid::now_v7()),
+        id: format!("{DEVICE_ID_PREFIX}{}", uuid::Uuid::now_v7()),
         user_id: USER_ID.into(),
         name: format!("compliance member of network {network_id}"),
         platform: "outpost".into(),

@@ -420,14 +420,31 @@ pub fn purge_expired(
     let mut out = Vec::new();
     let mut blobs = Vec::new();
     let mut entries = 0u64;
+    // Items a compliance device has not journalled yet are kept (retention loses
+    // nothing) and looked at again later; no other device is given them (see `page`).
+    let mut kept = Vec::new();
     {
         let mut sent = SENT.open(tx)?;
         let mut items = ITEMS.open(tx)?;
         for (k, idem) in &due {
+            let seq = crate::store::key::trailing_u64(k);
+            if let Some(seq) = seq
+                && let Some(b) = items.get(&seq.to_be_bytes())?
+            {
+                let item: Item = parse(&b, "relay item")?;
+                if item
+                    .devices
+                    .iter()
+                    .any(|d| super::compliance::is_device(d) && index.waits(d, seq))
+                {
+                    kept.push((seq, idem.clone()));
+                    continue;
+                }
+            }
             if !idem.is_empty() {
                 sent.remove(idem)?;
             }
-            let Some(seq) = crate::store::key::trailing_u64(k) else {
+            let Some(seq) = seq else {
                 continue;
             };
             if let Some(b) = items.remove(&seq.to_be_bytes())? {
@@ -443,12 +460,23 @@ pub fn purge_expired(
             }
         }
     }
+    if !kept.is_empty() {
+        let mut expiry = EXPIRY.open(tx)?;
+        let again = now_ms.saturating_add(COMPLIANCE_RECHECK_MS);
+        for (seq, idem) in &kept {
+            expiry.insert(&Key::new().u64(again).u64(*seq).into_bytes(), idem)?;
+        }
+    }
     if entries > 0 {
         store::counter_add(tx, DEPTH_COUNTER, -(entries as i64))?;
     }
     super::blob::drop_refs(tx, &blobs)?;
     Ok(out)
 }
+
+/// How long an expired item still waiting for a compliance device is kept before the
+/// purge looks at it again.
+const COMPLIANCE_RECHECK_MS: u64 = 10 * 60 * 1000;
 
 /// One waiting mailbox entry with its item.
 pub struct Waiting {
@@ -481,7 +509,7 @@ pub fn page(
                     continue;
                 };
                 let mut item: Item = parse(&b, "relay item")?;
-                if item.expires_at <= now_ms {
+                if item.expires_at <= now_ms && !super::compliance::is_device(device_id) {
                     continue;
                 }
                 let Some(i) = item.devices.iter().position(|d| d == device_id) else {

@@ -342,6 +342,9 @@ impl Api {
         let cert = reqwest::Certificate::from_pem(&pem).unwrap();
         let http = reqwest::blocking::Client::builder()
             .use_rustls_tls()
+            // HTTP/1.1, as the harness always spoke: an idle HTTP/2 connection would hold
+            // the server's graceful stop for http.shutdown_timeout_secs.
+            .http1_only()
             .add_root_certificate(cert)
             .timeout(Duration::from_secs(120))
             .build()

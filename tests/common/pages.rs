@@ -9,6 +9,9 @@ pub fn browser(server: &Server) -> reqwest::blocking::Client {
     let pem = std::fs::read(&server.ca).unwrap();
     reqwest::blocking::Client::builder()
         .use_rustls_tls()
+        // HTTP/1.1, as the harness always spoke: an idle HTTP/2 connection would hold
+        // the server's graceful stop for http.shutdown_timeout_secs.
+        .http1_only()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
         .redirect(reqwest::redirect::Policy::none())
         .build()
