@@ -482,8 +482,12 @@ fn check_manifests(folder: &Path) -> usize {
 
 #[test]
 fn rotation_by_size_and_by_time_with_checksum_manifests() {
-    // By size: 1 KiB files.
-    let w = world(&[("OUTPOST_RETENTION_ROTATION_SIZE_KIB", "1")]);
+    // By size: 1 KiB files. Rotation is checked between batches (a batch never spans two
+    // files), so batches of 2 keep every file near the size whatever the load.
+    let w = world(&[
+        ("OUTPOST_RETENTION_ROTATION_SIZE_KIB", "1"),
+        ("OUTPOST_RETENTION_BATCH", "2"),
+    ]);
     w.enable();
     w.user("alice@example.test");
     w.user("bob@example.test");
