@@ -109,7 +109,7 @@ fn the_audit_log_analytics_and_system_status_work_in_a_browser() {
         .get(&format!(
             "/networks/{network}/analytics?from=2026-12-10&to=2026-12-01"
         ))
-        .expect(400, "invalid_range");
+        .expect(422, "invalid_range");
     let status = owner.get("/system/status").ok();
     assert!(
         status["listeners"]
@@ -151,7 +151,7 @@ fn the_audit_log_analytics_and_system_status_work_in_a_browser() {
             ("ExportAuditEvents", 200),
             ("VerifyAuditLog", 200),
             ("GetAnalytics", 200),
-            ("GetAnalytics", 400),
+            ("GetAnalytics", 422),
             ("ExportAnalytics", 200),
             ("GetSystemStatus", 200),
         ],

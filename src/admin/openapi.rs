@@ -150,6 +150,7 @@ impl Modify for Common {
                     || path.contains("/audit")
                     || path.ends_with("/users")
                     || path.ends_with("/bots")
+                    || path.contains("/analytics")
                 {
                     add(op, "409", "The request conflicts with existing state");
                     add(

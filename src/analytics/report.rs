@@ -70,13 +70,13 @@ impl Request {
         let to = to.unwrap_or(today);
         let from = from.unwrap_or_else(|| to - Days::new(DEFAULT_DAYS - 1));
         if from > to {
-            return Err(Error::bad_request(
+            return Err(Error::invalid(
                 "invalid_range",
                 format!("the range starts ({from}) after it ends ({to})"),
             ));
         }
         if (to - from).num_days() as u64 >= MAX_DAYS {
-            return Err(Error::bad_request(
+            return Err(Error::invalid(
                 "invalid_range",
                 format!("a report covers at most {MAX_DAYS} days; choose a shorter range"),
             ));

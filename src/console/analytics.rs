@@ -11,6 +11,7 @@ use crate::analytics::chart::{self, PALETTE};
 use crate::analytics::report::{Breakdown, Chart, Period, Report, Series, Slice};
 use crate::auth::{Action, Caller, permission};
 use crate::directory::network;
+use crate::error::Kind as ErrorKind;
 use crate::error::{Error, Result};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -216,7 +217,7 @@ pub async fn show(
     };
     let r = match report {
         Ok(r) => r,
-        Err(e) if e.kind == crate::error::Kind::BadRequest => {
+        Err(e) if matches!(e.kind, ErrorKind::BadRequest | ErrorKind::Invalid) => {
             p.insert("error", &e.message)
                 .insert("from", f.from.trim())
                 .insert("to", f.to.trim())
@@ -226,7 +227,7 @@ pub async fn show(
                     &console,
                     &req,
                     "console/analytics.html",
-                    StatusCode::BAD_REQUEST,
+                    StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_REQUEST),
                     &p,
                 ),
                 &e,
