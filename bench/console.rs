@@ -11,6 +11,7 @@
 mod common;
 
 use anyhow::{Context, Result, bail};
+use common::wrk::{WrkResult, find_wrk, parse_wrk};
 use common::{Client, Server, temp_data_dir};
 use std::path::PathBuf;
 use std::process::Command;
@@ -30,66 +31,6 @@ const COOKIE: &str = "outpost_console";
 
 fn main() -> std::process::ExitCode {
     common::main_with(run)
-}
-
-fn find_wrk() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("wrk"))
-        .find(|p| p.is_file())
-}
-
-struct WrkResult {
-    requests_per_second: f64,
-    p99_ms: f64,
-    p50_ms: f64,
-    requests: u64,
-    errors: u64,
-}
-
-/// A wrk duration such as `850.00us`, `12.34ms` or `1.02s`, in milliseconds.
-fn wrk_ms(text: &str) -> Option<f64> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (num, unit) = text.split_at(split);
-    let v: f64 = num.parse().ok()?;
-    Some(match unit {
-        "us" => v / 1000.0,
-        "ms" => v,
-        "s" => v * 1000.0,
-        "m" => v * 60_000.0,
-        _ => return None,
-    })
-}
-
-fn parse_wrk(out: &str) -> Result<WrkResult> {
-    let mut r = WrkResult {
-        requests_per_second: f64::NAN,
-        p99_ms: f64::NAN,
-        p50_ms: f64::NAN,
-        requests: 0,
-        errors: 0,
-    };
-    for line in out.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["Requests/sec:", v, ..] => r.requests_per_second = v.parse()?,
-            ["99%", v, ..] => r.p99_ms = wrk_ms(v).context("cannot read the 99% latency")?,
-            ["50%", v, ..] => r.p50_ms = wrk_ms(v).context("cannot read the 50% latency")?,
-            [n, "requests", "in", ..] => r.requests = n.parse()?,
-            ["Non-2xx", "or", "3xx", "responses:", n] => r.errors += n.parse::<u64>()?,
-            ["Socket", "errors:", rest @ ..] => {
-                r.errors += rest
-                    .iter()
-                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
-                    .sum::<u64>();
-            }
-            _ => {}
-        }
-    }
-    if r.requests_per_second.is_nan() || r.p99_ms.is_nan() {
-        bail!("cannot find Requests/sec and the 99% latency in wrk's output:\n{out}");
-    }
-    Ok(r)
 }
 
 fn run_wrk(
@@ -164,7 +105,11 @@ fn check_page(ca: &std::path::Path, token: &str, url: &str, want: &str) -> Resul
 fn report(label: &str, r: &WrkResult) {
     println!(
         "  {label}: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, {} requests, {} errors",
-        r.requests_per_second, r.p50_ms, r.p99_ms, r.requests, r.errors
+        r.requests_per_second,
+        r.p50_ms,
+        r.p99_ms,
+        r.requests,
+        r.errors()
     );
 }
 
@@ -219,7 +164,7 @@ fn run() -> Result<String> {
         first.p99_ms,
         found.requests_per_second,
         found.p99_ms,
-        first.errors,
-        found.errors,
+        first.errors(),
+        found.errors(),
     ))
 }

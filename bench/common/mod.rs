@@ -11,6 +11,7 @@ pub mod procstat;
 pub mod seed;
 pub mod smtp_sink;
 pub mod stream;
+pub mod wrk;
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::VecDeque;
