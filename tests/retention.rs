@@ -9,9 +9,9 @@ mod common;
 
 use common::people::USER_PASSWORD;
 use common::{Api, Server};
+use outpost::client::Accepted;
 use outpost::client::envelope::EnvelopeOptions;
-use outpost::client::session::{LoginRequest, Session, login};
-use outpost::client::{Accepted, Transport};
+use outpost::client::session::Session;
 use outpost::relay::frame::Kind;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -101,25 +101,7 @@ impl World {
     }
 
     async fn device(&self, username: &str) -> Session {
-        let req = LoginRequest {
-            url: self.server.url.clone(),
-            ca_cert: Some(self.server.ca.clone()),
-            insecure: false,
-            quic_addr: None,
-            network_id: None,
-            username: username.into(),
-            password: USER_PASSWORD.into(),
-            device_name: "test".into(),
-        };
-        let out = login(&req).await.unwrap();
-        let path = self
-            .profiles
-            .path()
-            .join(format!("{}.json", username.replace('@', "_")));
-        out.profile.save(&path).unwrap();
-        let mut s = Session::open(&path).unwrap();
-        s.connect(Transport::WebSocket, |_| Ok(true)).await.unwrap();
-        s
+        common::session::connected_device(&self.server, self.profiles.path(), username).await
     }
 
     /// Stop (SIGKILL if `kill`) and start again on the same folders with `env`.

@@ -720,8 +720,8 @@ mod e2e {
     use super::*;
     use common::people::USER_PASSWORD;
     use common::{Api, Server};
-    use outpost::client::Transport;
-    use outpost::client::session::{LoginRequest, Session, login};
+
+    use outpost::client::session::Session;
     use std::time::{Duration, Instant};
 
     const PASS: &str = "retention sinks passphrase 1";
@@ -787,25 +787,7 @@ mod e2e {
         }
 
         pub async fn device(&self, username: &str) -> Session {
-            let req = LoginRequest {
-                url: self.server.url.clone(),
-                ca_cert: Some(self.server.ca.clone()),
-                insecure: false,
-                quic_addr: None,
-                network_id: None,
-                username: username.into(),
-                password: USER_PASSWORD.into(),
-                device_name: "test".into(),
-            };
-            let out = login(&req).await.unwrap();
-            let path = self
-                .profiles
-                .path()
-                .join(format!("{}.json", username.replace('@', "_")));
-            out.profile.save(&path).unwrap();
-            let mut s = Session::open(&path).unwrap();
-            s.connect(Transport::WebSocket, |_| Ok(true)).await.unwrap();
-            s
+            common::session::connected_device(&self.server, self.profiles.path(), username).await
         }
     }
 

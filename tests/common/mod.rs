@@ -12,6 +12,7 @@ pub mod oidc;
 pub mod pages;
 pub mod people;
 pub mod s3;
+pub mod session;
 pub mod smtp;
 pub mod stream;
 
