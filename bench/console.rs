@@ -1,7 +1,7 @@
 //! The console's team directory page (`GET /console/networks/{id}/users`, 50 rows,
 //! server-rendered HTML) under load from `wrk`, on a network of 100,000 users: the first
-//! page, and a search for text only one user has (the store reads every user to find
-//! it, so this is the slowest directory page there is). Every console page view writes
+//! page, and a search for text only one user has (every entry of the name index is
+//! read to find it, so this is the slowest directory page there is). Every console page view writes
 //! an audit event (ListUsers, group-committed), so that is part of what is measured.
 //!
 //! wrk runs on the same 2-core machine as the server, so the figures are for both
@@ -20,8 +20,8 @@ const BATCHES: usize = 10;
 const PER_BATCH: usize = 10_000;
 const WRK_THREADS: u32 = 2;
 const WRK_CONNECTIONS: u32 = 16;
-/// The search reads every user: fewer connections, and a timeout long enough that wrk
-/// measures each answer instead of counting it as a timeout.
+/// The search reads the whole name index: fewer connections, and a timeout long enough
+/// that wrk measures each answer instead of counting it as a timeout.
 const SEARCH_CONNECTIONS: u32 = 2;
 const WRK_TIMEOUT: &str = "30s";
 const WRK_SECONDS: u32 = 10;

@@ -10,6 +10,7 @@ pub mod device;
 pub mod group;
 pub mod group_settings;
 pub mod link;
+pub mod listing;
 pub mod network;
 pub mod network_settings;
 pub mod patch;
@@ -41,7 +42,14 @@ pub fn check<'a>(tx: impl Into<Tx<'a>>) -> Result<Vec<String>> {
             .entry(group::members_counter(&u.group_id, u.kind == UserKind::Bot))
             .or_default() += 1;
         match user::by_name(tx, &u.network_id, u.kind, &u.username)? {
-            Some(found) if found.id == u.id => {}
+            Some(found) if found.id == u.id => {
+                if !user::listing_is_current(tx, u)? {
+                    problems.push(format!(
+                        "user {}'s name-index entry is out of date (status, group or names)",
+                        u.id
+                    ));
+                }
+            }
             _ => problems.push(format!("user {} is missing from the name index", u.id)),
         }
         if !networks.iter().any(|n| n.id == u.network_id) {

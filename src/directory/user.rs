@@ -7,7 +7,7 @@
 //! [`put`] / [`remove`], which keep the name and group indexes and the status
 //! counters exactly in step with the records, in the caller's transaction.
 
-use super::{group, validate};
+use super::{group, listing, validate};
 use crate::error::{Error, FieldProblem, Result};
 use crate::store::{Key, RawTable, Table, Tx, counter_add, schema};
 use chrono::{DateTime, Utc};
@@ -239,7 +239,7 @@ impl User {
     }
 }
 
-fn name_key(network_id: &str, kind: UserKind, username: &str) -> Vec<u8> {
+pub(crate) fn name_key(network_id: &str, kind: UserKind, username: &str) -> Vec<u8> {
     Key::new()
         .s(network_id)
         .s(kind.as_str())
@@ -296,12 +296,23 @@ pub fn put(tx: &WriteTransaction, old: Option<&User>, new: &User) -> Result<()> 
         if let (true, Some(until)) = (o.locked, o.locked_until) {
             LOCKS.delete(tx, &lock_key(until, &o.id))?;
         }
-    } else {
-        let nk = name_key(&new.network_id, new.kind, &new.username);
-        if BY_NAME.get(tx, &nk)?.is_some() {
-            return Err(taken(new));
+    }
+    let entry = listing::encode(new);
+    match old {
+        // The entry changes only with status, group or names (most updates: neither).
+        Some(o) if listing::encode(o) == entry => {}
+        Some(_) => BY_NAME.put(
+            tx,
+            &name_key(&new.network_id, new.kind, &new.username),
+            &entry,
+        )?,
+        None => {
+            let nk = name_key(&new.network_id, new.kind, &new.username);
+            if BY_NAME.get(tx, &nk)?.is_some() {
+                return Err(taken(new));
+            }
+            BY_NAME.put(tx, &nk, &entry)?;
         }
-        BY_NAME.put(tx, &nk, new.id.as_bytes())?;
     }
     BY_GROUP.put(tx, &group_key(&new.group_id, &new.id), b"")?;
     if let (true, Some(until)) = (new.locked, new.locked_until) {
@@ -377,7 +388,7 @@ pub fn by_name<'a>(
 ) -> Result<Option<User>> {
     let tx = tx.into();
     match BY_NAME.get(tx, &name_key(network_id, kind, username))? {
-        Some(id) => USERS.get(tx, &id),
+        Some(entry) => USERS.get(tx, listing::decode(&entry)?.id.as_bytes()),
         None => Ok(None),
     }
 }
@@ -395,7 +406,8 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
-/// One page of accounts, in username order.
+/// One page of accounts, in username order. Filters and search read the name index's
+/// [`listing`] entries; only the accounts on the page are decoded.
 pub fn list<'a>(
     tx: impl Into<Tx<'a>>,
     network_id: &str,
@@ -412,48 +424,40 @@ pub fn list<'a>(
         k
     });
     let needle = q.search.as_ref().map(|s| s.to_lowercase());
-    let mut out = Vec::with_capacity(limit.min(256));
+    let mut ids = Vec::with_capacity(limit.min(256));
     let mut more = false;
     let (lo, hi) = crate::store::key::prefix_bounds(&prefix);
     let lo_b = match &after {
         Some(a) => std::ops::Bound::Excluded(a.as_slice()),
         None => lo.as_ref().map(|v| v.as_slice()),
     };
-    let mut lookup_err = None;
     tx.scan_raw(
         schema::USERS_BY_NAME,
         (lo_b, hi.as_ref().map(|v| v.as_slice())),
         false,
-        |_, id| {
-            let u = match USERS.get(tx, id) {
-                Ok(Some(u)) => u,
-                Ok(None) => return Ok(ControlFlow::Continue(())),
-                Err(e) => {
-                    lookup_err = Some(e);
-                    return Ok(ControlFlow::Break(()));
-                }
-            };
-            if q.status.is_some_and(|s| s != u.status())
-                || q.group_id.as_ref().is_some_and(|g| *g != u.group_id)
-                || needle.as_ref().is_some_and(|n| {
-                    !(u.username.contains(n.as_str())
-                        || u.first_name.to_lowercase().contains(n.as_str())
-                        || u.last_name.to_lowercase().contains(n.as_str())
-                        || u.display_name.to_lowercase().contains(n.as_str()))
-                })
+        |key, raw| {
+            let e = listing::decode(raw)?;
+            let username = std::str::from_utf8(&key[prefix.len()..key.len() - 1]).unwrap_or("");
+            if q.status.is_some_and(|s| s != e.status)
+                || q.group_id.as_ref().is_some_and(|g| g != e.group_id)
+                || needle.as_ref().is_some_and(|n| !e.mentions(username, n))
             {
                 return Ok(ControlFlow::Continue(()));
             }
-            if out.len() == limit {
+            if ids.len() == limit {
                 more = true;
                 return Ok(ControlFlow::Break(()));
             }
-            out.push(u);
+            ids.push(e.id.to_string());
             Ok(ControlFlow::Continue(()))
         },
     )?;
-    if let Some(e) = lookup_err {
-        return Err(e);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        // Written in the same transaction as its entry: absent only if the store is damaged.
+        if let Some(u) = USERS.get(tx, id.as_bytes())? {
+            out.push(u);
+        }
     }
     let next = if more {
         out.last().map(|u| u.username.clone())
@@ -461,6 +465,12 @@ pub fn list<'a>(
         None
     };
     Ok((out, next))
+}
+
+/// Whether the name index holds `u`'s current [`listing`] entry (`outpost store check`).
+pub(crate) fn listing_is_current<'a>(tx: impl Into<Tx<'a>>, u: &User) -> Result<bool> {
+    let raw = BY_NAME.get(tx, &name_key(&u.network_id, u.kind, &u.username))?;
+    Ok(raw.is_some_and(|r| r == listing::encode(u)))
 }
 
 /// Counts of accounts by status (from counters; no scan).
@@ -515,13 +525,13 @@ pub(crate) fn delete_all_in_network(tx: &WriteTransaction, network_id: &str) -> 
                 hi.as_ref().map(|v| v.as_slice()),
             ),
             false,
-            |_, id| {
-                ids.push(id.to_vec());
+            |_, entry| {
+                ids.push(listing::decode(entry)?.id.to_string());
                 Ok(ControlFlow::Continue(()))
             },
         )?;
         for id in ids {
-            if let Some(u) = USERS.get(tx, &id)? {
+            if let Some(u) = USERS.get(tx, id.as_bytes())? {
                 remove(tx, &u)?;
                 match kind {
                     UserKind::User => removed.0 += 1,

@@ -21,7 +21,8 @@ pub const GROUPS: &str = "groups";
 pub const GROUPS_BY_NETWORK: &str = "groups_by_network";
 /// Users and bots by id.
 pub const USERS: &str = "users";
-/// Index: network id, kind, username (e-mail or bot name) → user id.
+/// Index: network id, kind, username (e-mail or bot name) → the account's listing
+/// entry: id, status, group and names (`directory::listing`; a bare id before version 7).
 pub const USERS_BY_NAME: &str = "users_by_name";
 /// Index: group id, user id → ().
 pub const USERS_BY_GROUP: &str = "users_by_group";
@@ -132,6 +133,10 @@ const MIGRATIONS: &[(&str, Migration)] = &[
         create_mail_tables,
     ),
     ("create the single sign-on tables", create_sso_tables),
+    (
+        "keep each account's status, group and names in the directory's name index",
+        crate::directory::listing::rebuild_name_index,
+    ),
 ];
 
 /// Tables added by version 2.
@@ -414,5 +419,47 @@ mod tests {
         }
         assert!(names.iter().any(|n| n == RELAY_ACKED));
         assert!(names.iter().any(|n| n == RELAY_CLEARED));
+    }
+
+    #[test]
+    fn version_7_puts_each_accounts_listing_in_the_name_index() {
+        use crate::directory::{listing, user};
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("t.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        for (_, step) in &MIGRATIONS[..6] {
+            step(&tx).unwrap();
+        }
+        let mut u = user::User::new(
+            "12345678",
+            user::UserKind::User,
+            "ann@x.org".into(),
+            "g1".into(),
+        );
+        u.first_name = "Ann".into();
+        u.registered = true;
+        let key = user::name_key(&u.network_id, u.kind, &u.username);
+        {
+            let mut users = tx.open_table(def(USERS)).unwrap();
+            let json = serde_json::to_vec(&u).unwrap();
+            users.insert(u.id.as_bytes(), json.as_slice()).unwrap();
+            let mut by_name = tx.open_table(def(USERS_BY_NAME)).unwrap();
+            by_name.insert(key.as_slice(), u.id.as_bytes()).unwrap();
+            let mut meta = tx.open_table(def(META)).unwrap();
+            meta.insert(VERSION_KEY, 6u32.to_be_bytes().as_slice())
+                .unwrap();
+        }
+        assert_eq!(migrate(&tx).unwrap(), (6, VERSION));
+        let by_name = tx.open_table(def(USERS_BY_NAME)).unwrap();
+        let raw = by_name
+            .get(key.as_slice())
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        let e = listing::decode(&raw).unwrap();
+        assert_eq!((e.id, e.group_id), (u.id.as_str(), "g1"));
+        assert_eq!(e.status, user::UserStatus::Active);
+        assert_eq!(e.names[0], "ann");
     }
 }
