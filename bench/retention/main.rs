@@ -11,9 +11,12 @@
 //! starts again and the exporter drains the mailbox: from its first record to its last,
 //! messages/s and MB/s (journal and attachment bytes written, decrypted).
 //!
+//! Then the same run again on a fresh appliance with an age recipient configured (and
+//! journal files rotating every 64 MiB): every journal file and attachment is sealed to
+//! it, and the time runs until the last one is sealed.
+//!
 //! `RETENTION_BENCH_MESSAGES` sets the count (default 1,500,000; e.g. 100000 for a short
-//! run). The age column stays `n/a` until the age sealing step is in the pipeline.
-//! Last line: `key=value` figures.
+//! run). Last line: `key=value` figures.
 
 #[allow(dead_code)]
 #[path = "../common/mod.rs"]
@@ -79,6 +82,8 @@ fn http_for(server: &Server) -> Result<reqwest::Client> {
         .use_rustls_tls()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
         .timeout(Duration::from_secs(60))
+        // An idle HTTP/2 connection would hold the server's graceful stop.
+        .http1_only()
         .build()?)
 }
 
@@ -191,8 +196,14 @@ async fn setup(server: &mut Server, dir: &Path) -> Result<Setup> {
     })
 }
 
-/// Seal `n` envelopes (every 20th a file message) on every core and store them in the
-/// compliance mailbox; returns the plaintext bytes of their content.
+/// The attachment of file message `i`: its own blob, with the uploaded attachment's
+/// content (so the exporter saves a file per file message, as on a real site).
+fn blob_id(i: usize) -> String {
+    format!("bench{i:016x}")
+}
+
+/// Seal `n` envelopes (every 20th a file message with its own attachment) on every core
+/// and store them in the compliance mailbox.
 fn fill(data_dir: &Path, s: &Setup, n: usize) -> Result<()> {
     let store = outpost::store::Store::open(
         &data_dir.join(outpost::store::DB_FILE),
@@ -228,16 +239,18 @@ fn fill(data_dir: &Path, s: &Setup, n: usize) -> Result<()> {
                                 let id = uuid::Uuid::now_v7().to_string();
                                 let file = i % 20 == 19;
                                 let (kind, content, attachments) = if file {
+                                    // Its own attachment (blob id), sharing the uploaded
+                                    // content, as `blob_ids` below creates it.
+                                    let mut f = s.file.clone();
+                                    f.blob_id = blob_id(i);
                                     let c = FileContent {
                                         text: Some(format!("file {i}")),
-                                        file: s.file.clone(),
+                                        file: f,
                                     };
                                     (
                                         Kind::File,
                                         serde_json::to_vec(&c).unwrap(),
-                                        vec![Attachment {
-                                            blob_id: s.file.blob_id.clone(),
-                                        }],
+                                        vec![Attachment { blob_id: blob_id(i) }],
                                     )
                                 } else {
                                     let c = TextContent {
@@ -299,7 +312,12 @@ fn fill(data_dir: &Path, s: &Setup, n: usize) -> Result<()> {
             hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
         });
         store
-            .write_now(|tx| store_batch(tx, &items).map(|_| ()))
+            .write_now(|tx| {
+                for i in (done..done + count).filter(|i| i % 20 == 19) {
+                    outpost::relay::blob::duplicate(tx, &s.file.blob_id, &blob_id(i))?;
+                }
+                store_batch(tx, &items).map(|_| ())
+            })
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
         done += count;
     }
@@ -323,28 +341,79 @@ fn folder_bytes(dir: &Path) -> u64 {
     n
 }
 
-fn config_file(dir: &Path) -> Result<std::path::PathBuf> {
+fn config_file(dir: &Path, age_recipient: Option<&str>) -> Result<std::path::PathBuf> {
     let p = dir.join("bench.toml");
-    std::fs::write(
-        &p,
-        format!("[retention]\npassphrase = \"{PASS}\"\nbatch = 8192\n"),
-    )?;
+    let mut cfg = format!("[retention]\npassphrase = \"{PASS}\"\nbatch = 8192\n");
+    if let Some(r) = age_recipient {
+        // Journal files rotate (and are sealed) every 64 MiB, as a site would see them.
+        cfg.push_str(&format!(
+            "age_recipients = [\"{r}\"]\nrotation_size_kib = 65536\n"
+        ));
+    }
+    std::fs::write(&p, cfg)?;
     Ok(p)
 }
 
-fn run() -> Result<String> {
-    let n: usize = std::env::var("RETENTION_BENCH_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_500_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+/// Files in the folder whose names end in `.age`.
+fn sealed_files(dir: &Path) -> usize {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                n += sealed_files(&p);
+            } else if e.file_name().to_string_lossy().ends_with(".age") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Plain files the age step has still to seal: attachments, and journal files but the
+/// one being written.
+fn unsealed(folder: &Path) -> usize {
+    fn walk(dir: &Path, n: &mut usize) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() {
+                walk(&p, n);
+            } else if !name.starts_with('.')
+                && !name.ends_with(".age")
+                && !name.ends_with(".sha256")
+            {
+                *n += 1;
+            }
+        }
+    }
+    let mut n = 0;
+    walk(&folder.join("attachments"), &mut n);
+    let mut journals = 0;
+    walk(&folder.join("messages"), &mut journals);
+    n + journals.saturating_sub(1)
+}
+
+/// One run: a fresh appliance, its compliance mailbox filled with `n` envelopes, the
+/// exporter timed from its first record until the last is journalled (and, with age,
+/// until every finished file is sealed).
+struct Pass {
+    msgs_per_s: f64,
+    mb_per_s: f64,
+    secs: f64,
+    bytes: u64,
+    sealed: usize,
+}
+
+fn pass(rt: &tokio::runtime::Runtime, n: usize, age: bool) -> Result<Pass> {
+    let recipient = age.then(|| age::x25519::Identity::generate().to_public().to_string());
     let tmp = temp_data_dir("retention")?;
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data)?;
-    let cfg = config_file(tmp.path())?;
+    let cfg = config_file(tmp.path(), recipient.as_deref())?;
     let mut server = Server::start_with(&data, Some(&cfg))?;
     let s = rt.block_on(setup(&mut server, tmp.path()))?;
     // Let the exporter journal the set-up's messages, then stop.
@@ -362,41 +431,88 @@ fn run() -> Result<String> {
     let mut server = Server::start_with(&data, Some(&cfg))?;
     let base = server.base_url()?;
     let http = http_for(&server)?;
-    let (first, last, journalled) = rt.block_on(async {
-        let token = sign_in(&http, &base).await?;
-        let path = format!("/networks/{}/data-retention", s.net);
-        let mut first = None;
-        let deadline = Instant::now() + Duration::from_secs(3600);
-        loop {
-            let v = admin(&http, &base, &token, reqwest::Method::GET, &path, None).await?;
-            let j = v["exporter"]["status"]["journalled"].as_u64().unwrap_or(0);
-            if j > 0 && first.is_none() {
-                first = Some((Instant::now(), j));
+    let (first, last, journalled) = rt
+        .block_on(async {
+            let token = sign_in(&http, &base).await?;
+            let path = format!("/networks/{}/data-retention", s.net);
+            let mut first = None;
+            let deadline = Instant::now() + Duration::from_secs(3600);
+            loop {
+                let v = admin(&http, &base, &token, reqwest::Method::GET, &path, None).await?;
+                let j = v["exporter"]["status"]["journalled"].as_u64().unwrap_or(0);
+                if j > 0 && first.is_none() {
+                    first = Some((Instant::now(), j));
+                }
+                if j as usize >= n {
+                    break Ok::<_, anyhow::Error>((first.unwrap(), j));
+                }
+                if let Some(p) = v["exporter"]["status"]["paused"].as_str() {
+                    bail!("the exporter paused: {p}");
+                }
+                if Instant::now() > deadline {
+                    bail!("the exporter journalled {j} of {n} in an hour");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            if j as usize >= n {
-                return Ok::<_, anyhow::Error>((first.unwrap(), Instant::now(), j));
+        })
+        .and_then(|(first, j)| {
+            // With age, the run ends when the last finished file is sealed.
+            let deadline = Instant::now() + Duration::from_secs(3600);
+            while age && unsealed(&folder) > 0 {
+                if Instant::now() > deadline {
+                    bail!("{} files still unsealed after an hour", unsealed(&folder));
+                }
+                std::thread::sleep(Duration::from_millis(200));
             }
-            if let Some(p) = v["exporter"]["status"]["paused"].as_str() {
-                bail!("the exporter paused: {p}");
-            }
-            if Instant::now() > deadline {
-                bail!("the exporter journalled {j} of {n} in an hour");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })?;
+            Ok((first, Instant::now(), j))
+        })?;
+    drop(http);
     server.stop()?;
     let secs = last.duration_since(first.0).as_secs_f64().max(1e-6);
-    let msgs = (journalled - first.1) as f64 / secs;
+    let counted = (journalled - first.1) as f64;
     let bytes = folder_bytes(&folder) - before;
-    let mb = bytes as f64 * (journalled - first.1) as f64 / journalled as f64 / 1e6 / secs;
+    Ok(Pass {
+        msgs_per_s: counted / secs,
+        // The bytes written after the first batch: the same share as the records.
+        mb_per_s: bytes as f64 * counted / journalled as f64 / 1e6 / secs,
+        secs,
+        bytes,
+        sealed: sealed_files(&folder),
+    })
+}
+
+fn run() -> Result<String> {
+    let n: usize = std::env::var("RETENTION_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_500_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let attachments = n / 20;
-    eprintln!(
-        "exporter: {journalled} records in {secs:.2} s after the first batch: {msgs:.0} messages/s, {mb:.1} MB/s \
-         ({bytes} bytes written: journal and {attachments} decrypted attachments of {ATTACHMENT_BYTES} bytes); \
-         target {TARGET:.0} messages/s, the reference {REFERENCE} messages/s"
-    );
+    let mut out = Vec::new();
+    for age in [false, true] {
+        let p = pass(&rt, n, age)?;
+        eprintln!(
+            "exporter{}: {n} records in {:.2} s after the first batch: {:.0} messages/s, {:.1} MB/s \
+             ({} bytes written: journal and {attachments} decrypted attachments of {ATTACHMENT_BYTES} bytes{}); \
+             target {TARGET:.0} messages/s, the reference {REFERENCE} messages/s",
+            if age { " with age" } else { "" },
+            p.secs,
+            p.msgs_per_s,
+            p.mb_per_s,
+            p.bytes,
+            if age {
+                format!(", {} files sealed with age", p.sealed)
+            } else {
+                String::new()
+            },
+        );
+        out.push(p);
+    }
     Ok(format!(
-        "messages={n} attachments={attachments} msgs_per_s={msgs:.0} mb_per_s={mb:.1} age_msgs_per_s=n/a age_mb_per_s=n/a target_msgs_per_s={TARGET:.0} reference_msgs_per_s={REFERENCE:.0}"
+        "messages={n} attachments={attachments} msgs_per_s={:.0} mb_per_s={:.1} age_msgs_per_s={:.0} age_mb_per_s={:.1} target_msgs_per_s={TARGET:.0} reference_msgs_per_s={REFERENCE:.0}",
+        out[0].msgs_per_s, out[0].mb_per_s, out[1].msgs_per_s, out[1].mb_per_s
     ))
 }

@@ -100,23 +100,74 @@ pub fn open_delivery(
     d: &Delivery,
     sender_ed25519: &str,
 ) -> Result<Vec<u8>, CryptoError> {
+    open_deliveries(keys, &[(d, sender_ed25519)])
+        .pop()
+        .unwrap_or(Err(CryptoError::Decrypt))
+}
+
+/// The decoded binary fields of a delivery.
+struct Decoded {
+    ciphertext: Vec<u8>,
+    signature: Vec<u8>,
+    sealed: Vec<u8>,
+    public: Vec<u8>,
+}
+
+fn decode(d: &Delivery, sender_ed25519: &str) -> Result<Decoded, CryptoError> {
     let bad = |what: &str| CryptoError::Invalid(format!("the delivery's {what} is not base64"));
-    let ciphertext = B64.decode(&d.ciphertext).map_err(|_| bad("ciphertext"))?;
-    let signature = B64.decode(&d.signature).map_err(|_| bad("signature"))?;
-    let sealed = B64.decode(&d.sealed_key).map_err(|_| bad("sealed key"))?;
-    let public = B64
-        .decode(sender_ed25519)
-        .map_err(|_| CryptoError::Invalid("the sender's Ed25519 key is not base64".into()))?;
-    let fields = EnvelopeFields {
+    Ok(Decoded {
+        ciphertext: B64.decode(&d.ciphertext).map_err(|_| bad("ciphertext"))?,
+        signature: B64.decode(&d.signature).map_err(|_| bad("signature"))?,
+        sealed: B64.decode(&d.sealed_key).map_err(|_| bad("sealed key"))?,
+        public: B64
+            .decode(sender_ed25519)
+            .map_err(|_| CryptoError::Invalid("the sender's Ed25519 key is not base64".into()))?,
+    })
+}
+
+fn fields(d: &Delivery) -> EnvelopeFields<'_> {
+    EnvelopeFields {
         conversation_id: &d.conversation_id,
         client_msg_id: &d.client_msg_id,
         kind: d.kind,
         sender_device_id: &d.sender_device_id,
-    };
-    crypto::verify_envelope(&public, &fields, &ciphertext, &signature)?;
-    let aad = crypto::content_aad(&d.conversation_id, &d.client_msg_id, d.kind)?;
-    let k = keys.open_content_key(&aad, &sealed)?;
-    crypto::decrypt_content(&k, &aad, &ciphertext)
+    }
+}
+
+/// [`open_delivery`] for many deliveries to this device (each with its sender device's
+/// Ed25519 key), checking their signatures in one batch
+/// ([`crypto::verify_envelopes`]); the answers are in `batch`'s order.
+pub fn open_deliveries(
+    keys: &DeviceKeys,
+    batch: &[(&Delivery, &str)],
+) -> Vec<Result<Vec<u8>, CryptoError>> {
+    let decoded: Vec<Result<Decoded, CryptoError>> =
+        batch.iter().map(|(d, k)| decode(d, k)).collect();
+    let signed: Vec<crypto::SignedEnvelope<'_>> = batch
+        .iter()
+        .zip(&decoded)
+        .filter_map(|((d, _), x)| {
+            let x = x.as_ref().ok()?;
+            Some(crypto::SignedEnvelope {
+                ed25519_public: &x.public,
+                fields: fields(d),
+                ciphertext: &x.ciphertext,
+                signature: &x.signature,
+            })
+        })
+        .collect();
+    let mut verified = crypto::verify_envelopes(&signed).into_iter();
+    batch
+        .iter()
+        .zip(decoded)
+        .map(|((d, _), x)| {
+            let x = x?;
+            verified.next().unwrap_or(Err(CryptoError::Signature))?;
+            let aad = crypto::content_aad(&d.conversation_id, &d.client_msg_id, d.kind)?;
+            let k = keys.open_content_key(&aad, &x.sealed)?;
+            crypto::decrypt_content(&k, &aad, &x.ciphertext)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -208,6 +259,47 @@ mod tests {
         d.ciphertext = "%%%".into();
         assert!(open_delivery(&bob, &d, &alice_pub).is_err());
         assert!(open_delivery(&bob, &deliver(&e, "b1", "a1"), "AAAA").is_err());
+    }
+
+    #[test]
+    fn a_batch_fails_only_the_deliveries_that_are_bad() {
+        let mut rng = rand::rng();
+        let alice = DeviceKeys::generate(&mut rng);
+        let bob = DeviceKeys::generate(&mut rng);
+        let devices = vec![device("alice", "a1", &alice), device("bob", "b1", &bob)];
+        let alice_pub = B64.encode(alice.ed25519_public());
+        let envelopes: Vec<OutgoingEnvelope> = (0..6)
+            .map(|i| {
+                let id = format!("m{i}");
+                let content = format!(r#"{{"text":"hi {i}"}}"#);
+                let out = Outgoing {
+                    sender_device_id: "a1",
+                    conversation_id: "c",
+                    client_msg_id: &id,
+                    kind: Kind::Text,
+                    content: content.as_bytes(),
+                };
+                seal_envelope(&mut rng, &alice, &out, &devices, EnvelopeOptions::default()).unwrap()
+            })
+            .collect();
+        let mut ds: Vec<Delivery> = envelopes.iter().map(|e| deliver(e, "b1", "a1")).collect();
+        ds[1].signature = envelopes[2].signature.clone(); // another message's signature
+        ds[3].ciphertext = "%%%".into(); // not base64
+        let batch: Vec<(&Delivery, &str)> = ds.iter().map(|d| (d, alice_pub.as_str())).collect();
+        let opened = open_deliveries(&bob, &batch);
+        assert_eq!(opened.len(), 6);
+        assert_eq!(opened[1], Err(CryptoError::Signature));
+        assert!(matches!(opened[3], Err(CryptoError::Invalid(_))));
+        for i in [0, 2, 4, 5] {
+            assert_eq!(
+                opened[i].as_deref().unwrap(),
+                format!(r#"{{"text":"hi {i}"}}"#).as_bytes()
+            );
+        }
+        // All good: every one opens through the batch path.
+        let good: Vec<Delivery> = envelopes.iter().map(|e| deliver(e, "b1", "a1")).collect();
+        let batch: Vec<(&Delivery, &str)> = good.iter().map(|d| (d, alice_pub.as_str())).collect();
+        assert!(open_deliveries(&bob, &batch).iter().all(|r| r.is_ok()));
     }
 
     #[test]

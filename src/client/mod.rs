@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod files;
 pub mod framing;
+pub mod hpke_open;
 pub mod profile;
 pub mod session;
 pub mod sso;

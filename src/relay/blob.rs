@@ -402,6 +402,31 @@ pub fn add_refs(tx: &WriteTransaction, blob_ids: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A second blob with the content of the complete blob `source_id` (the content file is
+/// shared, and counted, as for two uploads of the same bytes): `new_id`, owned by the
+/// same user, not yet referenced. The retention benchmark gives each of its file
+/// messages its own attachment this way.
+pub fn duplicate(tx: &WriteTransaction, source_id: &str, new_id: &str) -> Result<Blob> {
+    let src = BLOBS
+        .get(tx, source_id.as_bytes())?
+        .filter(Blob::complete)
+        .ok_or_else(|| {
+            Error::not_found("blob_not_found", format!("no complete blob {source_id}"))
+        })?;
+    let b = Blob {
+        id: new_id.to_string(),
+        refs: 0,
+        referenced: false,
+        created_at: Utc::now(),
+        ..src
+    };
+    if let Some(h) = &b.sha256 {
+        store::counter_add(tx, &file_counter(h), 1)?;
+    }
+    BLOBS.put(tx, new_id.as_bytes(), &b)?;
+    Ok(b)
+}
+
 /// A live envelope referencing each of `blob_ids` is gone.
 pub fn drop_refs(tx: &WriteTransaction, blob_ids: &[String]) -> Result<()> {
     for id in blob_ids {

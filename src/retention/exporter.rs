@@ -3,10 +3,14 @@
 //!
 //! One round takes up to `retention.batch` waiting entries of one compliance device
 //! (reading the mailbox through the relay's typed interface, inside the process),
-//! decrypts them on every core, saves the attachments of file messages (fetched from
-//! the blob store, decrypted, fsynced under `attachments/<guid>/<name>`), appends the
-//! records to the journal in one write and one fsync, and then acknowledges the entries
-//! up to the batch's last seq (a durable commit of the relay). A crash between the fsync
+//! decrypts them on every core (the envelopes' signatures checked in one Ed25519 batch,
+//! the content keys opened by [`crate::client::hpke_open`]), saves the attachments of
+//! file messages (fetched from the blob store, decrypted, fsynced under
+//! `attachments/<guid>/<name>`), appends the records to the journal in one write and one
+//! fsync, and then acknowledges the entries up to the batch's last seq (a durable commit
+//! of the relay). While a batch is journalled and acknowledged, the device's next batch
+//! is already being read and decrypted, so the cores stay on the decryption, which is
+//! most of the work (one X25519 per message). A crash between the fsync
 //! and the acknowledgement leaves the batch both in the journal and in the mailbox: at
 //! start-up the seqs at the journal's tail are known ([`super::journal::Journal::open`])
 //! and those entries are acknowledged without being written again, so every message is
@@ -43,11 +47,24 @@ pub struct Opened {
 
 const BLOBS: Table<crate::relay::blob::Blob> = Table::new(schema::BLOBS);
 
-/// What a decrypted entry needs from the directory, cached for the exporter's life.
+/// What a decrypted entry needs from the directory, cached for the exporter's life
+/// (usernames, device keys and direct conversations' members never change); each map
+/// starts again empty when it reaches [`NAMES_MAX`] entries.
 #[derive(Default)]
 struct Names {
     users: HashMap<String, String>,
     ed25519: HashMap<String, Option<String>>,
+    /// Direct conversations' two members; `None` for rooms, groups and unknown ids.
+    direct: HashMap<String, Option<[String; 2]>>,
+}
+
+const NAMES_MAX: usize = 100_000;
+
+fn bounded<V>(map: &mut HashMap<String, V>) -> &mut HashMap<String, V> {
+    if map.len() >= NAMES_MAX {
+        map.clear();
+    }
+    map
 }
 
 impl Names {
@@ -63,7 +80,7 @@ impl Names {
             .flatten()
             .map(|a| a.user.username.clone())
             .unwrap_or_else(|| uid.to_string());
-        self.users.insert(uid.to_string(), n.clone());
+        bounded(&mut self.users).insert(uid.to_string(), n.clone());
         n
     }
 
@@ -76,8 +93,31 @@ impl Names {
             .read(|tx| crate::directory::device::get(tx, uid, did))
             .ok()
             .and_then(|d| d.ed25519);
-        self.ed25519.insert(did.to_string(), k.clone());
+        bounded(&mut self.ed25519).insert(did.to_string(), k.clone());
         k
+    }
+
+    /// The member of direct conversation `conv` who is not `sender` (None for rooms).
+    fn direct_peer(&mut self, r: &Retention, conv: &str, sender: &str) -> Option<String> {
+        let members = match self.direct.get(conv) {
+            Some(m) => m.clone(),
+            None => {
+                let m = r
+                    .relay
+                    .roster
+                    .conversation(conv)
+                    .ok()
+                    .flatten()
+                    .filter(|c| c.kind == ConversationKind::Direct)
+                    .and_then(|c| {
+                        let mut ids = c.member_ids().map(str::to_string);
+                        Some([ids.next()?, ids.next().unwrap_or_default()])
+                    });
+                bounded(&mut self.direct).insert(conv.to_string(), m.clone());
+                m
+            }
+        };
+        members?.into_iter().find(|u| u != sender && !u.is_empty())
     }
 }
 
@@ -90,8 +130,17 @@ struct Prepared {
     actor: Option<String>,
 }
 
-/// Decrypt one entry into its record (and the file to save, for file messages).
-fn decrypt(keys: &DeviceKeys, p: Prepared) -> (Record, Option<FileRef>) {
+/// What is left to do for a record after [`start`]: open its envelope, or nothing.
+enum Sealed {
+    Envelope {
+        d: Box<Delivery>,
+        sender_ed25519: Option<String>,
+    },
+    Ready,
+}
+
+/// The record of one entry as far as it goes without opening the envelope.
+fn start(p: Prepared) -> (Record, Sealed) {
     let Prepared {
         w,
         sender,
@@ -132,30 +181,8 @@ fn decrypt(keys: &DeviceKeys, p: Prepared) -> (Record, Option<FileRef>) {
                 attachments: e.attachments,
                 signature: e.signature,
             };
-            let opened = match &sender_ed25519 {
-                Some(k) => crate::client::envelope::open_delivery(keys, &d, k)
-                    .map_err(|e| format!("cannot open the envelope: {e}")),
-                None => Err("the sender device's key is unknown".to_string()),
-            };
-            match opened {
-                Ok(plain) => {
-                    let content: serde_json::Value =
-                        serde_json::from_slice(&plain).unwrap_or_else(|_| {
-                            serde_json::Value::String(String::from_utf8_lossy(&plain).into_owned())
-                        });
-                    let file = (kind == Kind::File)
-                        .then(|| content.get("file").cloned())
-                        .flatten()
-                        .and_then(|f| serde_json::from_value::<FileRef>(f).ok());
-                    r.set_content(kind, content);
-                    (r, file)
-                }
-                Err(err) => {
-                    m::MESSAGES_RX_FAILED.inc();
-                    r.error = Some(err);
-                    (r, None)
-                }
-            }
+            let d = Box::new(d);
+            (r, Sealed::Envelope { d, sender_ed25519 })
         }
         Body::Membership(ev) => {
             let mut r = Record::base(
@@ -168,7 +195,7 @@ fn decrypt(keys: &DeviceKeys, p: Prepared) -> (Record, Option<FileRef>) {
                 times,
             );
             r.control = serde_json::to_value(&ev).ok();
-            (r, None)
+            (r, Sealed::Ready)
         }
         Body::Receipt(rc) => {
             let mut r = Record::base(
@@ -181,9 +208,96 @@ fn decrypt(keys: &DeviceKeys, p: Prepared) -> (Record, Option<FileRef>) {
                 times,
             );
             r.content = serde_json::to_value(&rc).ok();
-            (r, None)
+            (r, Sealed::Ready)
         }
     }
+}
+
+/// Put an opened envelope's content in its record; the file to save, for file messages.
+fn finish(r: &mut Record, kind: Kind, opened: Result<Vec<u8>, String>) -> Option<FileRef> {
+    match opened {
+        Ok(plain) => {
+            let content: serde_json::Value = serde_json::from_slice(&plain).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&plain).into_owned())
+            });
+            let file = (kind == Kind::File)
+                .then(|| content.get("file").cloned())
+                .flatten()
+                .and_then(|f| serde_json::from_value::<FileRef>(f).ok());
+            r.set_content(kind, content);
+            file
+        }
+        Err(err) => {
+            m::MESSAGES_RX_FAILED.inc();
+            r.error = Some(err);
+            None
+        }
+    }
+}
+
+/// Decrypt entries into their records (and the files to save), checking the envelopes'
+/// signatures in one batch.
+fn decrypt(keys: &DeviceKeys, chunk: Vec<Prepared>) -> Vec<(Record, Option<FileRef>)> {
+    let started: Vec<(Record, Sealed)> = chunk.into_iter().map(start).collect();
+    let batch: Vec<(&Delivery, &str)> = started
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Sealed::Envelope {
+                d,
+                sender_ed25519: Some(k),
+            } => Some((d.as_ref(), k.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut opened = crate::client::envelope::open_deliveries(keys, &batch).into_iter();
+    started
+        .into_iter()
+        .map(|(mut r, s)| match s {
+            Sealed::Ready => (r, None),
+            Sealed::Envelope { d, sender_ed25519 } => {
+                let res = match sender_ed25519 {
+                    Some(_) => opened
+                        .next()
+                        .unwrap_or(Err(crate::client::crypto::CryptoError::Decrypt))
+                        .map_err(|e| format!("cannot open the envelope: {e}")),
+                    None => Err("the sender device's key is unknown".to_string()),
+                };
+                let file = finish(&mut r, d.kind, res);
+                (r, file)
+            }
+        })
+        .collect()
+}
+
+/// Decrypt on every core (up to 8), keeping the entries' order.
+fn decrypt_all(keys: &DeviceKeys, prepared: Vec<Prepared>) -> Vec<(Record, Option<FileRef>)> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let n = prepared.len();
+    if threads == 1 || n < 64 {
+        return decrypt(keys, prepared);
+    }
+    let per = n.div_ceil(threads);
+    let mut chunks: Vec<Vec<Prepared>> = Vec::new();
+    let mut it = prepared.into_iter();
+    loop {
+        let c: Vec<Prepared> = it.by_ref().take(per).collect();
+        if c.is_empty() {
+            break;
+        }
+        chunks.push(c);
+    }
+    std::thread::scope(|s| {
+        let hs: Vec<_> = chunks
+            .into_iter()
+            .map(|c| s.spawn(move || decrypt(keys, c)))
+            .collect();
+        hs.into_iter()
+            .flat_map(|h| h.join().expect("decrypting does not panic"))
+            .collect()
+    })
 }
 
 /// Fetch, decrypt and durably save one attachment; fills `rec.file`. An I/O error on
@@ -303,49 +417,16 @@ fn sync_filesystem(folder: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One batch, on a blocking thread: decrypt (in parallel), save attachments, append
-/// and fsync. Returns the attachments saved.
+/// Write one decrypted batch, on a blocking thread: save its attachments, append its
+/// records and fsync. Returns the attachments saved.
 fn journal_batch(
     r: &Retention,
     journal: &Mutex<Journal>,
     opened: &Opened,
-    prepared: Vec<Prepared>,
+    results: Vec<(Record, Option<FileRef>)>,
 ) -> std::io::Result<Vec<Finished>> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let n = prepared.len();
-    let mut results: Vec<(Record, Option<FileRef>)> = Vec::with_capacity(n);
-    if threads == 1 || n < 64 {
-        results.extend(prepared.into_iter().map(|p| decrypt(&opened.keys, p)));
-    } else {
-        let per = n.div_ceil(threads);
-        let mut chunks: Vec<Vec<Prepared>> = Vec::new();
-        let mut it = prepared.into_iter();
-        loop {
-            let c: Vec<Prepared> = it.by_ref().take(per).collect();
-            if c.is_empty() {
-                break;
-            }
-            chunks.push(c);
-        }
-        let keys = &opened.keys;
-        let outs: Vec<Vec<(Record, Option<FileRef>)>> = std::thread::scope(|s| {
-            let hs: Vec<_> = chunks
-                .into_iter()
-                .map(|c| s.spawn(move || c.into_iter().map(|p| decrypt(keys, p)).collect()))
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().expect("decrypting does not panic"))
-                .collect()
-        });
-        for o in outs {
-            results.extend(o);
-        }
-    }
     let mut saved = Vec::new();
-    let mut lines = Vec::with_capacity(n * 700);
+    let mut lines = Vec::with_capacity(results.len() * 700);
     for (mut rec, file) in results {
         if let Some(f) = file {
             save_attachment(r, &f, &mut rec, &mut saved)?;
@@ -363,15 +444,99 @@ fn journal_batch(
     Ok(saved)
 }
 
+/// A batch read from a compliance mailbox and decrypted, not yet journalled.
+struct Decoded {
+    /// The last seq read: acknowledged once the batch is journalled.
+    up_to: u64,
+    /// Entries read, including those already journalled before a restart.
+    total: u64,
+    /// The entries to journal, in seq order.
+    results: Vec<(Record, Option<FileRef>)>,
+}
+
+/// Read up to `retention.batch` entries after `after` (0: from the first waiting),
+/// look up their senders, and decrypt those not in `seen`. Blocking.
+fn read_and_decrypt(
+    r: &Retention,
+    opened: &Opened,
+    names: &Mutex<Names>,
+    seen: &HashSet<u64>,
+    after: u64,
+) -> crate::error::Result<Decoded> {
+    let page = mailbox::page(
+        &r.store,
+        &r.relay.index,
+        &opened.device_id,
+        after,
+        r.config.batch,
+        crate::relay::now_ms(),
+    )?;
+    let up_to = page.last().map(|w| w.seq).unwrap_or(after);
+    let total = page.len() as u64;
+    let fresh: Vec<Waiting> = page
+        .into_iter()
+        .filter(|w| !seen.contains(&w.seq))
+        .collect();
+    let prepared = prepare(
+        r,
+        &mut names.lock().unwrap_or_else(|p| p.into_inner()),
+        fresh,
+    );
+    Ok(Decoded {
+        up_to,
+        total,
+        results: decrypt_all(&opened.keys, prepared),
+    })
+}
+
+/// Look up what each entry's record names (sender, receiver, keys), through the cache.
+fn prepare(r: &Retention, names: &mut Names, page: Vec<Waiting>) -> Vec<Prepared> {
+    page.into_iter()
+        .map(|w| {
+            let (sender, sender_ed25519, receiver, actor) = match &w.item.body {
+                Body::Envelope(e) => {
+                    let sender = names.user(r, &e.sender_user_id);
+                    let k = names.ed25519(r, &e.sender_user_id, &e.sender_device_id);
+                    let receiver = names
+                        .direct_peer(r, &e.conversation_id, &e.sender_user_id)
+                        .map(|u| names.user(r, &u));
+                    (sender, k, receiver, None)
+                }
+                Body::Membership(ev) => {
+                    let a = names.user(r, &ev.actor_user_id);
+                    (a.clone(), None, None, Some(a))
+                }
+                Body::Receipt(rc) => (rc.reader_user_id.clone(), None, None, None),
+            };
+            Prepared {
+                w,
+                sender,
+                sender_ed25519,
+                receiver,
+                actor,
+            }
+        })
+        .collect()
+}
+
+/// The read-and-decrypt of a device's next batch, running while the batch before it is
+/// journalled and acknowledged.
+type Prefetch = tokio::task::JoinHandle<crate::error::Result<Decoded>>;
+
+/// Attachments handed to the sink pipeline together.
+const DELIVER_AT_ONCE: usize = 8;
+
 /// The exporter's state between rounds.
 struct Worker {
     r: Arc<Retention>,
     journal: Arc<Mutex<Journal>>,
     /// Seqs that may be journalled but not acknowledged (from the journal's tail).
-    seen: HashSet<u64>,
+    seen: Arc<HashSet<u64>>,
     /// Finished files waiting for the sink pipeline.
     pending: VecDeque<Finished>,
-    names: Names,
+    names: Arc<Mutex<Names>>,
+    /// Each device's next batch, being read and decrypted.
+    prefetch: HashMap<String, Prefetch>,
     backoff: Duration,
     paused: Option<String>,
 }
@@ -410,102 +575,81 @@ impl Worker {
     }
 
     /// Hand every pending finished file to the pipeline; false if a step failed.
+    /// Attachments go [`DELIVER_AT_ONCE`] at a time (each is sealed and made durable
+    /// on its own); journal files and their manifests one by one, in order (a sealed
+    /// journal's manifest replaces the plain one).
     async fn deliver_pending(&mut self) -> bool {
         let pipeline = self.r.pipeline();
-        while let Some(f) = self.pending.front().cloned() {
-            match pipeline.deliver(f).await {
-                Ok(_) => {
-                    self.pending.pop_front();
+        while !self.pending.is_empty() {
+            let together = self
+                .pending
+                .iter()
+                .take(DELIVER_AT_ONCE)
+                .take_while(|f| f.kind == FileKind::Attachment)
+                .count()
+                .max(1);
+            let group: Vec<Finished> = self.pending.drain(..together).collect();
+            let results =
+                futures_util::future::join_all(group.iter().cloned().map(|f| pipeline.deliver(f)))
+                    .await;
+            let mut failed = None;
+            for (f, res) in group.into_iter().zip(results).rev() {
+                if let Err(e) = res {
+                    self.pending.push_front(f);
+                    failed = Some(e);
                 }
-                Err(e) => {
-                    self.pause("sink_failed", format!("{e:#}"));
-                    return false;
-                }
+            }
+            if let Some(e) = failed {
+                self.pause("sink_failed", format!("{e:#}"));
+                return false;
             }
         }
         true
     }
 
-    fn prepare(&mut self, page: Vec<Waiting>) -> Vec<Prepared> {
-        let r = self.r.clone();
-        page.into_iter()
-            .map(|w| {
-                let (sender, sender_ed25519, receiver, actor) = match &w.item.body {
-                    Body::Envelope(e) => {
-                        let sender = self.names.user(&r, &e.sender_user_id);
-                        let k = self
-                            .names
-                            .ed25519(&r, &e.sender_user_id, &e.sender_device_id);
-                        let receiver = r
-                            .relay
-                            .roster
-                            .conversation(&e.conversation_id)
-                            .ok()
-                            .flatten()
-                            .filter(|c| c.kind == ConversationKind::Direct)
-                            .and_then(|c| {
-                                c.member_ids()
-                                    .find(|u| *u != e.sender_user_id)
-                                    .map(str::to_string)
-                            })
-                            .map(|u| self.names.user(&r, &u));
-                        (sender, k, receiver, None)
-                    }
-                    Body::Membership(ev) => {
-                        let a = self.names.user(&r, &ev.actor_user_id);
-                        (a.clone(), None, None, Some(a))
-                    }
-                    Body::Receipt(rc) => (rc.reader_user_id.clone(), None, None, None),
-                };
-                Prepared {
-                    w,
-                    sender,
-                    sender_ed25519,
-                    receiver,
-                    actor,
-                }
-            })
-            .collect()
+    /// Start reading and decrypting `opened`'s batch after `after`.
+    fn spawn_read(&self, opened: &Arc<Opened>, after: u64) -> Prefetch {
+        let (r, o, names, seen) = (
+            self.r.clone(),
+            opened.clone(),
+            self.names.clone(),
+            self.seen.clone(),
+        );
+        tokio::task::spawn_blocking(move || read_and_decrypt(&r, &o, &names, &seen, after))
     }
 
-    /// One batch of one device: true if there was work.
+    /// One batch of one device: true if there was work. The device's next batch is read
+    /// and decrypted while this one is journalled and acknowledged.
     async fn round(&mut self, opened: &Arc<Opened>) -> Result<bool, ()> {
         let r = self.r.clone();
-        let (r2, dev) = (r.clone(), opened.device_id.clone());
-        let page = tokio::task::spawn_blocking(move || {
-            mailbox::page(
-                &r2.store,
-                &r2.relay.index,
-                &dev,
-                0,
-                r2.config.batch,
-                crate::relay::now_ms(),
-            )
-        })
-        .await
-        .unwrap_or_else(|e| Err(crate::error::Error::internal(e.to_string())));
-        let page = match page {
-            Ok(p) => p,
+        let handle = match self.prefetch.remove(&opened.device_id) {
+            Some(h) => h,
+            None => self.spawn_read(opened, 0),
+        };
+        let decoded = handle
+            .await
+            .unwrap_or_else(|e| Err(crate::error::Error::internal(e.to_string())));
+        let Decoded {
+            up_to,
+            total,
+            results,
+        } = match decoded {
+            Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "retention: reading the compliance mailbox failed");
                 return Err(());
             }
         };
-        if page.is_empty() {
+        if total == 0 {
             return Ok(false);
         }
-        let up_to = page.last().map(|w| w.seq).unwrap_or(0);
-        let total = page.len() as u64;
-        let fresh: Vec<Waiting> = page
-            .into_iter()
-            .filter(|w| !self.seen.contains(&w.seq))
-            .collect();
-        let count = fresh.len() as u64;
-        let fresh_seqs: Vec<u64> = fresh.iter().map(|w| w.seq).collect();
+        let next = self.spawn_read(opened, up_to);
+        self.prefetch.insert(opened.device_id.clone(), next);
+        let count = results.len() as u64;
+        let fresh_seqs: Vec<u64> = results.iter().map(|(rec, _)| rec.seq).collect();
         if count > 0 {
-            let prepared = self.prepare(fresh);
             let (rc, j, o) = (r.clone(), self.journal.clone(), opened.clone());
-            let res = tokio::task::spawn_blocking(move || journal_batch(&rc, &j, &o, prepared))
+            let res = tokio::task::spawn_blocking(move || journal_batch(&rc, &j, &o, results))
                 .await
                 .map_err(|e| std::io::Error::other(format!("the exporter thread failed: {e}")))
                 .and_then(|x| x);
@@ -516,6 +660,8 @@ impl Worker {
                     self.pending.extend(saved);
                 }
                 Err(e) => {
+                    // Read again from the first unacknowledged entry after the pause.
+                    self.prefetch.remove(&opened.device_id);
                     m::MESSAGES_SAVED_FAILED.inc_by(count);
                     self.pause(
                         "write_failed",
@@ -527,13 +673,20 @@ impl Worker {
         }
         if let Err(e) = r.relay.ack(&opened.device_id, up_to).await {
             tracing::warn!(error = %e, "retention: acknowledging journalled entries failed; they are skipped when they come again");
-            // They are journalled: remember them so they are not written twice.
-            self.seen.extend(fresh_seqs);
+            // They are journalled: remember them so they are not written twice, and
+            // read again from the first unacknowledged entry.
+            self.prefetch.remove(&opened.device_id);
+            let mut seen = (*self.seen).clone();
+            seen.extend(fresh_seqs);
+            self.seen = Arc::new(seen);
             return Err(());
         }
-        if count < total {
+        if count < total && !self.seen.is_empty() {
             // Entries journalled before a restart: acknowledged now, never needed again.
-            self.seen.retain(|s| *s > up_to);
+            // (The batch being read meanwhile holds only later seqs.)
+            let mut seen = (*self.seen).clone();
+            seen.retain(|s| *s > up_to);
+            self.seen = Arc::new(seen);
         }
         r.set_status(|s| {
             s.journalled += count;
@@ -646,9 +799,10 @@ pub async fn run(r: Arc<Retention>) {
     let mut w = Worker {
         r: r.clone(),
         journal: Arc::new(Mutex::new(journal)),
-        seen,
+        seen: Arc::new(seen),
         pending,
-        names: Names::default(),
+        names: Arc::default(),
+        prefetch: HashMap::new(),
         backoff: Duration::from_millis(500),
         paused: None,
     };
@@ -677,6 +831,9 @@ pub async fn run(r: Arc<Retention>) {
             continue;
         }
         let devices = r.open_devices().await;
+        // A batch read for a device that is no longer open is not journalled later.
+        w.prefetch
+            .retain(|id, _| devices.iter().any(|d| d.device_id == *id));
         let mut busy = false;
         let mut failed = false;
         for d in &devices {
