@@ -1,7 +1,8 @@
 //! What the appliance reports about itself (the console's system status page and the
 //! admin API's `GetSystemStatus`): its version and uptime, the listeners it bound, the
 //! TLS certificate and when it expires, the store's size, the mail outbox, each
-//! network's data-retention switch and compliance device, and the calling relay.
+//! network's data-retention switch and compliance device, the retention exporter (its
+//! state and latest events), and the calling relay.
 //!
 //! The server records the facts only it knows (bound addresses, the certificate) with
 //! [`started`] and [`certificate_loaded`]; [`collect`] adds what the store holds.
@@ -64,6 +65,36 @@ pub struct RetentionStatus {
     pub compliance_device: bool,
 }
 
+/// One of the retention exporter's events (`retention::events`), newest first.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct ExporterEvent {
+    /// RFC 3339 UTC.
+    pub date_time: String,
+    /// `normal` or `critical`.
+    pub severity: String,
+    /// `started`, `keys_opened`, `passphrase_wrong`, `write_failed`, `resumed`, …
+    pub notification_type: String,
+    pub message: String,
+}
+
+/// The retention exporter: whether it runs, why it is paused, what it has journalled.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct ExporterStatus {
+    pub running: bool,
+    /// Why it is paused and retrying (a full disk, an unreachable bucket), if it is.
+    pub paused: Option<String>,
+    /// Records journalled since the appliance started.
+    pub journalled: u64,
+    /// The journal file being written, relative to the retention folder.
+    pub current_file: Option<String>,
+    pub folder: String,
+    /// The latest events, newest first (at most [`EXPORTER_EVENTS`]).
+    pub events: Vec<ExporterEvent>,
+}
+
+/// Exporter events the status shows.
+pub const EXPORTER_EVENTS: usize = 10;
+
 /// The appliance's status.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
 pub struct SystemStatus {
@@ -76,6 +107,7 @@ pub struct SystemStatus {
     pub store: StoreStatus,
     pub outbox: OutboxStatus,
     pub retention: Vec<RetentionStatus>,
+    pub exporter: ExporterStatus,
     /// The calling relay runs.
     pub calling: bool,
 }
@@ -124,8 +156,36 @@ fn count(tx: &redb::ReadTransaction, s: MailStatus) -> Result<u64> {
     Ok(outbox::list(tx, Some(s), None, None, usize::MAX)?.len() as u64)
 }
 
+fn exporter(retention: &crate::retention::Retention) -> ExporterStatus {
+    let (s, events) = retention.status();
+    ExporterStatus {
+        running: s.running,
+        paused: s.paused,
+        journalled: s.journalled,
+        current_file: s.current_file,
+        folder: s.folder,
+        events: events
+            .into_iter()
+            .rev()
+            .take(EXPORTER_EVENTS)
+            .map(|e| ExporterEvent {
+                date_time: e.date_time,
+                severity: match e.severity {
+                    crate::retention::events::Severity::Normal => "normal".into(),
+                    crate::retention::events::Severity::Critical => "critical".into(),
+                },
+                notification_type: e.notification_type,
+                message: e.message,
+            })
+            .collect(),
+    }
+}
+
 /// The status now.
-pub fn collect(state: &AdminState) -> Result<SystemStatus> {
+pub fn collect(
+    state: &AdminState,
+    exporter_of: &crate::retention::Retention,
+) -> Result<SystemStatus> {
     let now = Utc::now();
     let (started_at, mut listeners, certificate) = {
         let f = FACTS.read().unwrap_or_else(|p| p.into_inner());
@@ -193,6 +253,7 @@ pub fn collect(state: &AdminState) -> Result<SystemStatus> {
         },
         outbox,
         retention,
+        exporter: exporter(exporter_of),
         calling: state.turn.get().is_some(),
     })
 }

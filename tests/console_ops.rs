@@ -120,6 +120,15 @@ fn the_audit_log_analytics_and_system_status_work_in_a_browser() {
         "{status}"
     );
     assert!(status["certificate"]["not_after"].is_string(), "{status}");
+    assert_eq!(status["exporter"]["running"], true, "{status}");
+    assert!(
+        status["exporter"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["notification_type"] == "started" && e["severity"] == "normal"),
+        "{status}"
+    );
 
     let docs = std::env::var("CONSOLE_DOCS_SCREENSHOTS")
         .ok()

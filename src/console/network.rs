@@ -42,6 +42,12 @@ fn page(
         .insert("may_edit", &may(Action::UpdateNetwork))
         .insert("may_tag", &may(Action::TagResource))
         .insert("may_delete", &may(Action::DeleteNetwork))
+        // Links only to the pages the role may open (a compliance officer sees policies).
+        .insert("may_users", &may(Action::ListUsers))
+        .insert("may_policies", &may(Action::GetNetworkSettings))
+        .insert("may_groups", &may(Action::ListSecurityGroups))
+        .insert("may_bots", &may(Action::ListBots))
+        .insert("may_analytics", &may(Action::GetAnalytics))
         .insert("error", &error.map(|e| e.message.clone()));
     let res = render(console, req, "console/network.html", status, &p);
     match error {

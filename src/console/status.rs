@@ -43,11 +43,12 @@ pub fn human_duration(secs: u64) -> String {
 pub async fn show(
     console: web::Data<Console>,
     state: web::Data<AdminState>,
+    retention: web::Data<std::sync::Arc<crate::retention::Retention>>,
     req: HttpRequest,
 ) -> HttpResponse {
-    let st = state.clone();
+    let (st, r) = (state.clone(), retention.into_inner());
     let status =
-        crate::admin::api::blocking("the system status", move || system_status::collect(&st))
+        crate::admin::api::blocking("the system status", move || system_status::collect(&st, &r))
             .await
             .and_then(|r| r);
     let s = match status {

@@ -135,6 +135,8 @@ try {
   if (!(await text('#status-listeners'))?.includes('https')) fail('the status page lists no HTTPS listener');
   if (!(await text('#status-version'))?.startsWith('outpost ')) fail('the status page shows no version');
   if (!(await page.locator('#status-certificate').count())) fail('the status page shows no certificate');
+  if (!(await text('#status-exporter'))?.includes('running')) fail('the status page does not show the retention exporter running');
+  if (!(await text('#status-exporter-events'))?.includes('started')) fail("the status page lists no exporter event (its 'started')");
   await check('status');
   await doc('console-status');
 } catch (e) {

@@ -281,6 +281,13 @@ try {
   await expectText('.flash', 'Data retention is on', 'retention switched by compliance');
   await expectText('#retention-status', 'on', 'retention after the compliance officer');
   await check('policies-as-compliance');
+  // The network page links only to what a compliance officer may open.
+  await page.goto(policies.replace(/\/policies$/, ''));
+  if (!(await page.locator('main a:has-text("Network policies")').count())) fail('a compliance officer has no link to the network policies');
+  for (const refused of ['Team directory', 'Security groups', 'Bots', 'Invitations', 'Analytics']) {
+    if (await page.locator(`main a:has-text("${refused}")`).count()) fail(`a compliance officer is offered the ${refused} link`);
+  }
+  await check('network-as-compliance');
 } catch (e) {
   fail(`the walk stopped: ${e.stack || e}`);
 }
