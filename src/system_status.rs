@@ -170,10 +170,7 @@ fn exporter(retention: &crate::retention::Retention) -> ExporterStatus {
             .take(EXPORTER_EVENTS)
             .map(|e| ExporterEvent {
                 date_time: e.date_time,
-                severity: match e.severity {
-                    crate::retention::events::Severity::Normal => "normal".into(),
-                    crate::retention::events::Severity::Critical => "critical".into(),
-                },
+                severity: e.severity.as_str().to_string(),
                 notification_type: e.notification_type,
                 message: e.message,
             })

@@ -457,15 +457,25 @@ fn a_bucket_that_is_down_loses_nothing_and_everything_arrives_once_when_it_is_ba
 // ---- eDiscovery exports through the CLI -------------------------------------------
 
 fn export(root: &Path, out: &Path, format: &str, extra: &[&str]) -> (i32, String, String) {
+    export_range(root, out, format, ("2026-12-01", "2026-12-02"), extra)
+}
+
+fn export_range(
+    root: &Path,
+    out: &Path,
+    format: &str,
+    (from, to): (&str, &str),
+    extra: &[&str],
+) -> (i32, String, String) {
     let mut args = vec![
         "retention",
         "export",
         "--dir",
         root.to_str().unwrap(),
         "--from",
-        "2026-12-01",
+        from,
         "--to",
-        "2026-12-02",
+        to,
         "--format",
         format,
         "--out",
@@ -646,70 +656,20 @@ fn sealed_journals_export_with_the_identity_and_refuse_without_it() {
 fn bad_ranges_get_a_code_and_a_sentence() {
     let f = folder();
     let out = f._dir.path().join("out");
-    let root = f.root.to_str().unwrap();
-    let o = out.to_str().unwrap();
-    let (code, _, stderr) = common::outpost(
-        &[
-            "retention",
-            "export",
-            "--dir",
-            root,
-            "--from",
-            "2026-12-02",
-            "--to",
-            "2026-12-01",
-            "--format",
-            "csv",
-            "--out",
-            o,
-        ],
-        &[],
-    );
+    let (code, _, stderr) = export_range(&f.root, &out, "csv", ("2026-12-02", "2026-12-01"), &[]);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("[bad_range]") && stderr.contains("must be before"),
         "{stderr}"
     );
-    let (code, _, stderr) = common::outpost(
-        &[
-            "retention",
-            "export",
-            "--dir",
-            root,
-            "--from",
-            "last week",
-            "--to",
-            "2026-12-01",
-            "--format",
-            "csv",
-            "--out",
-            o,
-        ],
-        &[],
-    );
+    let (code, _, stderr) = export_range(&f.root, &out, "csv", ("last week", "2026-12-01"), &[]);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("[bad_range]") && stderr.contains("--from"),
         "{stderr}"
     );
     let empty = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = common::outpost(
-        &[
-            "retention",
-            "export",
-            "--dir",
-            empty.path().to_str().unwrap(),
-            "--from",
-            "2026-12-01",
-            "--to",
-            "2026-12-02",
-            "--format",
-            "csv",
-            "--out",
-            o,
-        ],
-        &[],
-    );
+    let (code, _, stderr) = export(empty.path(), &out, "csv", &[]);
     assert_eq!(code, 1);
     assert!(stderr.contains("[no_journal]"), "{stderr}");
 }

@@ -326,18 +326,24 @@ fn fill(data_dir: &Path, s: &Setup, n: usize) -> Result<()> {
     Ok(())
 }
 
-fn folder_bytes(dir: &Path) -> u64 {
-    let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                n += folder_bytes(&p);
-            } else if let Ok(m) = e.metadata() {
-                n += m.len();
-            }
+/// Visit every file below `dir` with its name and size.
+fn walk(dir: &Path, f: &mut impl FnMut(&str, u64)) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, f);
+        } else if let Ok(m) = e.metadata() {
+            f(&e.file_name().to_string_lossy(), m.len());
         }
     }
+}
+
+fn folder_bytes(dir: &Path) -> u64 {
+    let mut n = 0;
+    walk(dir, &mut |_, len| n += len);
     n
 }
 
@@ -357,44 +363,23 @@ fn config_file(dir: &Path, age_recipient: Option<&str>) -> Result<std::path::Pat
 /// Files in the folder whose names end in `.age`.
 fn sealed_files(dir: &Path) -> usize {
     let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                n += sealed_files(&p);
-            } else if e.file_name().to_string_lossy().ends_with(".age") {
-                n += 1;
-            }
-        }
-    }
+    walk(dir, &mut |name, _| n += usize::from(name.ends_with(".age")));
     n
 }
 
 /// Plain files the age step has still to seal: attachments, and journal files but the
 /// one being written.
 fn unsealed(folder: &Path) -> usize {
-    fn walk(dir: &Path, n: &mut usize) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if p.is_dir() {
-                walk(&p, n);
-            } else if !name.starts_with('.')
-                && !name.ends_with(".age")
-                && !name.ends_with(".sha256")
-            {
-                *n += 1;
-            }
-        }
-    }
-    let mut n = 0;
-    walk(&folder.join("attachments"), &mut n);
-    let mut journals = 0;
-    walk(&folder.join("messages"), &mut journals);
-    n + journals.saturating_sub(1)
+    let plain = |dir: &Path| {
+        let mut n = 0;
+        walk(dir, &mut |name, _| {
+            n += usize::from(
+                !name.starts_with('.') && !name.ends_with(".age") && !name.ends_with(".sha256"),
+            )
+        });
+        n
+    };
+    plain(&folder.join("attachments")) + plain(&folder.join("messages")).saturating_sub(1)
 }
 
 /// One run: a fresh appliance, its compliance mailbox filled with `n` envelopes, the

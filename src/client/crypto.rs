@@ -134,8 +134,8 @@ impl DeviceKeys {
         Ok(self.ed25519.sign(&message).to_bytes())
     }
 
-    /// Open a content key sealed to this device (§5.3), as [`open_content_key`] does but
-    /// without deriving the public key again ([`super::hpke_open`]).
+    /// Open a content key sealed to this device (§5.3) with HPKE base mode; the public
+    /// key and key schedule are kept, not derived again each time ([`super::hpke_open`]).
     pub fn open_content_key(&self, aad: &[u8], sealed: &[u8]) -> Result<[u8; KEY_LEN]> {
         if sealed.len() != SEALED_LEN {
             return Err(CryptoError::Decrypt);
@@ -353,32 +353,6 @@ pub fn seal_content_key<R: CryptoRng + RngCore>(
     out[..enc.len()].copy_from_slice(&enc);
     out[enc.len()..].copy_from_slice(&ct);
     Ok(out)
-}
-
-/// Open a sealed content key with the recipient's X25519 private key.
-pub fn open_content_key(
-    x25519_secret: &[u8; 32],
-    aad: &[u8],
-    sealed: &[u8],
-) -> Result<[u8; KEY_LEN]> {
-    if sealed.len() != SEALED_LEN {
-        return Err(CryptoError::Decrypt);
-    }
-    let sk = <HpkeKem as hpke::Kem>::PrivateKey::from_bytes(x25519_secret)
-        .map_err(|_| CryptoError::Invalid("the X25519 private key is not 32 bytes".into()))?;
-    let (enc, ct) = sealed.split_at(32);
-    let enc =
-        <HpkeKem as hpke::Kem>::EncappedKey::from_bytes(enc).map_err(|_| CryptoError::Decrypt)?;
-    let key = hpke::single_shot_open::<HpkeAead, HpkeKdf, HpkeKem>(
-        &hpke::OpModeR::Base,
-        &sk,
-        &enc,
-        CONTENT_KEY_INFO,
-        ct,
-        aad,
-    )
-    .map_err(|_| CryptoError::Decrypt)?;
-    fixed(&key, "a content key").map_err(|_| CryptoError::Decrypt)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -17,6 +17,16 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// As serialized: `normal` or `critical`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Normal => "normal",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// One event, as logged, kept and POSTed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -99,25 +99,26 @@ impl Names {
 
     /// The member of direct conversation `conv` who is not `sender` (None for rooms).
     fn direct_peer(&mut self, r: &Retention, conv: &str, sender: &str) -> Option<String> {
-        let members = match self.direct.get(conv) {
-            Some(m) => m.clone(),
-            None => {
-                let m = r
-                    .relay
-                    .roster
-                    .conversation(conv)
-                    .ok()
-                    .flatten()
-                    .filter(|c| c.kind == ConversationKind::Direct)
-                    .and_then(|c| {
-                        let mut ids = c.member_ids().map(str::to_string);
-                        Some([ids.next()?, ids.next().unwrap_or_default()])
-                    });
-                bounded(&mut self.direct).insert(conv.to_string(), m.clone());
-                m
-            }
-        };
-        members?.into_iter().find(|u| u != sender && !u.is_empty())
+        if !self.direct.contains_key(conv) {
+            let members = r
+                .relay
+                .roster
+                .conversation(conv)
+                .ok()
+                .flatten()
+                .filter(|c| c.kind == ConversationKind::Direct)
+                .and_then(|c| {
+                    let mut ids = c.member_ids().map(str::to_string);
+                    Some([ids.next()?, ids.next().unwrap_or_default()])
+                });
+            bounded(&mut self.direct).insert(conv.to_string(), members);
+        }
+        self.direct
+            .get(conv)?
+            .as_ref()?
+            .iter()
+            .find(|u| *u != sender && !u.is_empty())
+            .cloned()
     }
 }
 
